@@ -1,0 +1,49 @@
+"""netc's middle and back end: elaboration to IR, shape inference, backends.
+
+The two calls most users need::
+
+    net = compiler.load("specs/googlenet_v1.net", num_classes=10, aux=False)
+    model = compiler.build("specs/googlenet_v1.net", num_classes=10)
+
+``load`` returns the checked IR and never imports torch; ``build`` returns an
+``nn.Module``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from compiler import ir
+from compiler.elaborate import Override, elaborate
+from dsl import SpecError, load as load_files
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+__all__ = ["SpecError", "build", "ir", "load"]
+
+
+def load(
+    path: str | Path,
+    input_shape: tuple[int, int, int] | None = None,
+    overrides: list[Override] = (),
+    **params: Any,
+) -> ir.Network:
+    """Parse, elaborate and shape-check a spec; ``params`` override its parameters."""
+    files = load_files(path)
+    extra = [Override(name, value) for name, value in params.items()]
+    return elaborate(files, [*overrides, *extra], input_shape)
+
+
+def build(
+    spec: str | Path | ir.Network,
+    input_shape: tuple[int, int, int] | None = None,
+    deploy: bool = False,
+    **params: Any,
+) -> "nn.Module":
+    """An ``nn.Module`` for a spec path (or an already loaded network)."""
+    from compiler.backends.runtime import build_module
+
+    net = spec if isinstance(spec, ir.Network) else load(spec, input_shape, **params)
+    return build_module(net, deploy=deploy)

@@ -1,0 +1,665 @@
+"""AST to IR: bind parameters, expand blocks, infer every shape.
+
+Elaboration walks the network body with a tensor in hand (its shape and the
+expression of its channel count) and turns each statement into IR nodes,
+checking names, argument types and shapes as it goes. Every problem is a
+``SpecError`` at the span of the text that caused it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from compiler import builtins as bi
+from compiler import ir, shapes
+from compiler.names import check_identifier
+from compiler.symbolic import Sym, binop, neg, substitute
+from dsl import ast
+from dsl.errors import Span, SpecError, did_you_mean
+
+PARAM_TYPES = ("int", "float", "bool", "str")
+_NONNEGATIVE = {"padding"}
+_POSITIVE = {"out_channels", "out_features", "kernel_size", "stride", "dilation", "groups", "size"}
+
+
+@dataclass(frozen=True)
+class Override:
+    """A network parameter set from outside the spec (CLI ``--set`` or the Python API)."""
+
+    name: str
+    value: Any  # a str from the command line, parsed by the parameter's type; else a value
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Tensor:
+    shape: ir.Shape
+    channels: Sym  # shape[0], with the expression it came from
+
+
+def _span(span: Span) -> ir.SourceSpan:
+    return ir.SourceSpan(
+        file=span.file,
+        line=span.line,
+        column=span.column,
+        end_line=span.end_line,
+        end_column=span.end_column,
+    )
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return "tuple"
+
+
+def elaborate(
+    files: list[ast.SpecFile],
+    overrides: list[Override] = (),
+    input_shape: tuple[int, int, int] | None = None,
+    input_span: Span | None = None,
+) -> ir.Network:
+    """The root file's network (the last file), fully elaborated and shape-checked."""
+    return _Elaborator(files).network(files[-1], list(overrides), input_shape, input_span)
+
+
+class _Elaborator:
+    def __init__(self, files: list[ast.SpecFile]):
+        self.blocks: dict[str, ast.BlockDef] = {}
+        for spec in files:
+            for definition in spec.definitions:
+                if definition.is_network:
+                    continue
+                self._declare(definition)
+        self.stack: list[str] = []
+        self.used: dict[str, ast.BlockDef] = {}
+
+    def _declare(self, definition: ast.BlockDef) -> None:
+        check_identifier(definition.name, definition.name_span, "block")
+        if definition.name in bi.BUILTINS:
+            raise SpecError(
+                f"block '{definition.name}' has the name of a built-in layer",
+                definition.name_span,
+                hint="choose another name",
+            )
+        previous = self.blocks.get(definition.name)
+        if previous is not None:
+            raise SpecError(
+                f"block '{definition.name}' is already defined at {previous.name_span}",
+                definition.name_span,
+            )
+        self.blocks[definition.name] = definition
+
+    # -- the network ---------------------------------------------------------------
+
+    def network(
+        self,
+        root: ast.SpecFile,
+        overrides: list[Override],
+        input_shape: tuple[int, int, int] | None,
+        input_span: Span | None,
+    ) -> ir.Network:
+        networks = [d for d in root.definitions if d.is_network]
+        if not networks:
+            raise SpecError(f"{root.path} defines no network", hint="add `network Name(...) { ... }`")
+        if len(networks) > 1:
+            raise SpecError(
+                f"a spec file holds one network; '{networks[1].name}' is the second",
+                networks[1].name_span,
+            )
+        net = networks[0]
+        check_identifier(net.name, net.name_span, "network")
+        if net.name in self.blocks:
+            raise SpecError(
+                f"network '{net.name}' has the name of block defined at "
+                f"{self.blocks[net.name].name_span}",
+                net.name_span,
+            )
+
+        decls = self._params(net)
+        values = {d.name: d.default for d in decls}
+        by_name = {p.name: p for p in net.params}
+        for override in overrides:
+            if override.name not in values:
+                raise SpecError(
+                    f"unknown parameter '{override.name}' of network {net.name}",
+                    override.span,
+                    hint=did_you_mean(override.name, values)
+                    or "parameters: " + (", ".join(values) or "none"),
+                )
+            values[override.name] = _override_value(override, by_name[override.name].type)
+        for p in net.params:
+            if values[p.name] is None:
+                raise SpecError(
+                    f"parameter '{p.name}' of network {net.name} has no default and was not set",
+                    p.span,
+                    hint=f"give it a default, or pass --set {p.name}=...",
+                )
+        env = {name: Sym.ref(name, value) for name, value in values.items()}
+
+        inputs = [s for s in net.body if isinstance(s, ast.InputStmt)]
+        if len(inputs) > 1:
+            raise SpecError("a network has one input statement", inputs[1].span)
+        if input_shape is None:
+            if not inputs:
+                raise SpecError(
+                    f"network {net.name} has no input statement",
+                    net.name_span,
+                    hint="add `input 3x224x224` (channels x height x width) to its body",
+                )
+            input_shape = inputs[0].shape
+        if min(input_shape) < 1:
+            raise SpecError(
+                f"input {shapes.show(input_shape)} has an empty dimension",
+                input_span or inputs[0].span,
+            )
+
+        self.guards: dict[str, bool] = {}
+        tensor = Tensor(tuple(input_shape), Sym.const(input_shape[0]))
+        nodes, out, taps = self._body(net, env, tensor, network=True)
+        aux = tuple(self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt))
+        init = tuple(self._init(stmt) for stmt in net.body if isinstance(stmt, ast.InitStmt))
+        targets = [rule.target for rule in init]
+        for stmt, target in zip((s for s in net.body if isinstance(s, ast.InitStmt)), targets):
+            if targets.count(target) > 1:
+                raise SpecError(f"{target} is initialised twice", stmt.target_span)
+
+        return ir.Network(
+            name=net.name,
+            doc=net.doc,
+            source=root.path,
+            params=decls,
+            values=values,
+            guards=self.guards,
+            input_shape=tuple(input_shape),
+            body=tuple(nodes),
+            aux=aux,
+            init=init,
+            blocks={
+                name: ir.BlockDecl(
+                    name=name, params=self._params(d), doc=d.doc, span=_span(d.name_span)
+                )
+                for name, d in self.used.items()
+            },
+            out_shape=out.shape,
+            span=_span(net.name_span),
+        )
+
+    def _params(self, definition: ast.BlockDef) -> tuple[ir.ParamDecl, ...]:
+        seen: dict[str, Span] = {}
+        decls = []
+        for p in definition.params:
+            check_identifier(p.name, p.span, "parameter")
+            if p.name in seen:
+                raise SpecError(f"parameter '{p.name}' is declared twice", p.span)
+            seen[p.name] = p.span
+            if p.type not in PARAM_TYPES:
+                raise SpecError(
+                    f"unknown type '{p.type}'",
+                    p.type_span,
+                    hint=did_you_mean(p.type, PARAM_TYPES) or "types: " + ", ".join(PARAM_TYPES),
+                )
+            default = None
+            if p.default is not None:
+                default = _coerce(self._eval(p.default, {}), p.type, p.default.span, p.name).value
+            decls.append(ir.ParamDecl(name=p.name, type=p.type, default=default))
+        return tuple(decls)
+
+    # -- bodies --------------------------------------------------------------------
+
+    def _body(
+        self, definition: ast.BlockDef, env: dict[str, Sym], tensor: Tensor, network: bool
+    ) -> tuple[list[ir.Node], Tensor, dict[str, Tensor]]:
+        nodes: list[ir.Node] = []
+        taps: dict[str, Tensor] = {}
+        names: dict[str, Span] = {}
+
+        def claim(name: str, span: Span) -> None:
+            check_identifier(name, span, "layer")
+            if name in names:
+                raise SpecError(f"duplicate name '{name}' (first used at {names[name]})", span)
+            names[name] = span
+
+        for stmt in definition.body:
+            if isinstance(stmt, (ast.InputStmt, ast.AuxStmt, ast.InitStmt)):
+                if not network:
+                    word = {ast.InputStmt: "input", ast.AuxStmt: "aux", ast.InitStmt: "init"}
+                    raise SpecError(
+                        f"'{word[type(stmt)]}' belongs in a network, not in block {definition.name}",
+                        stmt.span,
+                    )
+                if isinstance(stmt, ast.AuxStmt):
+                    claim(stmt.name, stmt.name_span)
+                continue
+            if isinstance(stmt, ast.ConcatStmt):
+                for branch in stmt.branches:
+                    claim(branch.name, branch.name_span)
+                node, tensor = self._concat(stmt, env, tensor)
+                nodes.append(node)
+                continue
+            if stmt.name is not None:
+                claim(stmt.name, stmt.name_span)
+            guard = self._guard(stmt, env, network)
+            new, tensor = self._layer_stmt(stmt, env, tensor, guard)
+            nodes.extend(new)
+            if stmt.name is not None:
+                taps[stmt.name] = tensor
+        return nodes, tensor, taps
+
+    def _guard(self, stmt: ast.LayerStmt, env: dict[str, Sym], network: bool) -> str | None:
+        if stmt.guard is None:
+            return None
+        if not network:
+            raise SpecError("conditions ('if') are allowed in a network body only", stmt.guard.span)
+        value = _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition")
+        self.guards[value.expr] = value.value
+        return value.expr
+
+    def _layer_stmt(
+        self, stmt: ast.LayerStmt, env: dict[str, Sym], tensor: Tensor, guard: str | None
+    ) -> tuple[list[ir.Node], Tensor]:
+        if stmt.name is None:
+            nodes = []
+            for call in stmt.chain:
+                node, tensor = self._call(call, env, tensor, None)
+                nodes.append(node)
+        elif len(stmt.chain) == 1:
+            node, tensor = self._call(stmt.chain[0], env, tensor, stmt.name)
+            nodes = [node]
+        else:
+            node, tensor = self._seq(stmt.name, stmt.chain, env, tensor, stmt.span)
+            nodes = [node]
+        if guard is not None:
+            for node in nodes:
+                if not (
+                    isinstance(node, ir.Layer)
+                    and node.op.op not in ir.STATEFUL_OPS
+                    and node.in_shape == node.out_shape
+                ):
+                    raise SpecError(
+                        "only weightless layers that keep the shape can be conditional",
+                        stmt.span,
+                        hint="make the whole network a parameterised variant instead",
+                    )
+            nodes = [node.model_copy(update={"guard": guard}) for node in nodes]
+        return nodes, tensor
+
+    def _seq(
+        self, name: str, chain: tuple[ast.Call, ...], env: dict[str, Sym], tensor: Tensor, span: Span
+    ) -> tuple[ir.Node, Tensor]:
+        items = []
+        start = tensor
+        for index, call in enumerate(chain):
+            node, tensor = self._call(call, env, tensor, str(index))
+            items.append(node)
+        return (
+            ir.Seq(
+                name=name,
+                items=tuple(items),
+                in_shape=start.shape,
+                out_shape=tensor.shape,
+                span=_span(span),
+            ),
+            tensor,
+        )
+
+    def _concat(
+        self, stmt: ast.ConcatStmt, env: dict[str, Sym], tensor: Tensor
+    ) -> tuple[ir.Node, Tensor]:
+        branches = []
+        outputs: list[tuple[Tensor, ast.LayerStmt]] = []
+        for branch in stmt.branches:
+            if branch.guard is not None:
+                raise SpecError("a concat branch cannot be conditional", branch.guard.span)
+            (node,), out = self._layer_stmt(branch, env, tensor, None)
+            if len(out.shape) != 3:
+                raise SpecError(
+                    f"concat branch '{branch.name}' gives a flat vector; concat joins feature maps",
+                    branch.span,
+                )
+            first = outputs[0] if outputs else None
+            if first and first[0].shape[1:] != out.shape[1:]:
+                (_, h0, w0), (_, h, w) = first[0].shape, out.shape
+                raise SpecError(
+                    f"concat inputs disagree on height x width: {h0}x{w0} "
+                    f"('{first[1].name}') vs {h}x{w} ('{branch.name}')",
+                    branch.span,
+                    hint="every branch must keep the same spatial size (check stride and padding)",
+                )
+            branches.append(node)
+            outputs.append((out, branch))
+        channels = outputs[0][0].channels
+        for out, _ in outputs[1:]:
+            channels = binop("+", channels, out.channels)
+        result = Tensor((channels.value, *outputs[0][0].shape[1:]), channels)
+        node = ir.Concat(
+            name=None,
+            branches=tuple(branches),
+            in_shape=tensor.shape,
+            out_shape=result.shape,
+            span=_span(stmt.span),
+        )
+        return node, result
+
+    # -- calls -----------------------------------------------------------------------
+
+    def _call(
+        self, call: ast.Call, env: dict[str, Sym], tensor: Tensor, name: str | None
+    ) -> tuple[ir.Node, Tensor]:
+        if call.name in bi.BUILTINS:
+            return self._builtin(call, bi.BUILTINS[call.name], env, tensor, name)
+        if call.name in self.blocks:
+            if name is None:
+                raise SpecError(
+                    f"block '{call.name}' needs a name: its layers become module attributes",
+                    call.span,
+                    hint=f"write `name = {call.name}(...)`",
+                )
+            return self._block(call, self.blocks[call.name], env, tensor, name)
+        raise SpecError(
+            f"unknown layer or block '{call.name}'",
+            call.name_span,
+            hint=did_you_mean(call.name, [*bi.BUILTINS, *self.blocks]),
+        )
+
+    def _builtin(
+        self, call: ast.Call, spec: bi.Builtin, env: dict[str, Sym], tensor: Tensor, name: str | None
+    ) -> tuple[ir.Node, Tensor]:
+        given = self._bind(call, spec.args, env)
+        values: dict[str, Any] = dict(spec.fixed)
+        exprs: dict[str, str] = {}
+        for arg in spec.args:
+            if arg.name in given:
+                values[arg.name] = given[arg.name].value
+                exprs[arg.name] = given[arg.name].expr
+            elif arg.default is bi.SAME_AS_KERNEL:
+                values[arg.name] = values["kernel_size"]
+            else:
+                values[arg.name] = _coerce(Sym.const(arg.default), arg.kind, call.span, arg.name).value
+        for field in spec.inferred:
+            values[field] = tensor.channels.value
+            exprs[field] = tensor.channels.expr
+        op = spec.op(**values)
+        if name is None and op.op in ir.STATEFUL_OPS:
+            raise SpecError(
+                f"'{call.name}' has weights, so it needs a name",
+                call.span,
+                hint=f"write `name = {call.name}(...)`",
+            )
+        try:
+            out_shape, params, macs = shapes.infer(op, tensor.shape)
+        except shapes.ShapeError as err:
+            raise SpecError(str(err), call.span, hint=err.hint) from None
+        if spec.produces:
+            channels = given[spec.produces]
+        elif op.op == "flatten":
+            channels = binop("*", tensor.channels, Sym.const(out_shape[0] // tensor.shape[0]))
+        else:
+            channels = tensor.channels
+        node = ir.Layer(
+            name=name,
+            op=op,
+            exprs=exprs,
+            params=params,
+            macs=macs,
+            in_shape=tensor.shape,
+            out_shape=out_shape,
+            span=_span(call.span),
+        )
+        return node, Tensor(out_shape, channels)
+
+    def _block(
+        self, call: ast.Call, definition: ast.BlockDef, env: dict[str, Sym], tensor: Tensor, name: str
+    ) -> tuple[ir.Node, Tensor]:
+        if definition.name in self.stack:
+            cycle = " -> ".join([*self.stack[self.stack.index(definition.name) :], definition.name])
+            raise SpecError(f"block '{definition.name}' calls itself: {cycle}", call.span)
+        decls = self._params(definition)
+        specs = tuple(
+            bi.ArgSpec(d.name, d.type, bi.REQUIRED if d.default is None else d.default) for d in decls
+        )
+        given = self._bind(call, specs, env)
+        args = {
+            s.name: given[s.name] if s.name in given else Sym.const(s.default) for s in specs
+        }
+        inner = {n: Sym.ref(n, sym.value) for n, sym in args.items()}
+        inner["in_channels"] = Sym.ref("in_channels", tensor.channels.value)
+
+        self.stack.append(definition.name)
+        self.used.setdefault(definition.name, definition)
+        try:
+            body, out, _ = self._body(definition, inner, Tensor(tensor.shape, inner["in_channels"]), False)
+        finally:
+            self.stack.pop()
+        if not body:
+            raise SpecError(f"block '{definition.name}' has an empty body", definition.name_span)
+
+        bindings = {n: sym.tree for n, sym in args.items()}
+        bindings["in_channels"] = tensor.channels.tree
+        channels = Sym(out.channels.value, substitute(out.channels.tree, bindings, out.channels.value))
+        node = ir.Block(
+            name=name,
+            block=definition.name,
+            args={n: sym.value for n, sym in args.items()},
+            arg_exprs={n: sym.expr for n, sym in given.items()},
+            in_channels_expr=tensor.channels.expr,
+            body=tuple(body),
+            in_shape=tensor.shape,
+            out_shape=out.shape,
+            span=_span(call.span),
+        )
+        return node, Tensor(out.shape, channels)
+
+    def _bind(
+        self, call: ast.Call, specs: tuple[bi.ArgSpec, ...], env: dict[str, Sym]
+    ) -> dict[str, Sym]:
+        """Match a call's arguments to a signature; evaluate and type-check each."""
+        by_name = {s.name: s for s in specs}
+        bound: dict[str, Sym] = {}
+        position = 0
+        seen_keyword = False
+        for arg in call.args:
+            if arg.name is None:
+                if seen_keyword:
+                    raise SpecError("positional argument after keyword arguments", arg.span)
+                if position >= len(specs):
+                    raise SpecError(
+                        f"'{call.name}' takes at most {len(specs)} argument"
+                        f"{'s' if len(specs) != 1 else ''}, got {len(call.args)}",
+                        arg.span,
+                        hint=_signature(call.name, specs),
+                    )
+                spec = specs[position]
+                position += 1
+            else:
+                seen_keyword = True
+                spec = by_name.get(arg.name)
+                if spec is None:
+                    raise SpecError(
+                        f"'{call.name}' has no argument '{arg.name}'",
+                        arg.span,
+                        hint=did_you_mean(arg.name, by_name) or _signature(call.name, specs),
+                    )
+                if spec.name in bound:
+                    raise SpecError(f"argument '{arg.name}' is given twice", arg.span)
+            bound[spec.name] = _coerce(self._eval(arg.value, env), spec.kind, arg.value.span, spec.name)
+        for spec in specs:
+            if spec.default is bi.REQUIRED and spec.name not in bound:
+                raise SpecError(
+                    f"'{call.name}' is missing argument '{spec.name}'",
+                    call.span,
+                    hint=_signature(call.name, specs),
+                )
+        return bound
+
+    def _eval(self, expr: ast.Expr, env: dict[str, Sym]) -> Sym:
+        if isinstance(expr, ast.Literal):
+            return Sym.const(expr.value)
+        if isinstance(expr, ast.Ref):
+            if expr.name not in env:
+                raise SpecError(
+                    f"unknown name '{expr.name}'",
+                    expr.span,
+                    hint=did_you_mean(expr.name, env)
+                    or ("names in scope: " + ", ".join(sorted(env)) if env else None),
+                )
+            return env[expr.name]
+        if isinstance(expr, ast.TupleExpr):
+            items = [self._eval(item, env) for item in expr.items]
+            return Sym(tuple(i.value for i in items), ("tuple", tuple(i.tree for i in items)))
+        if isinstance(expr, ast.Neg):
+            operand = self._eval(expr.operand, env)
+            _number(operand, expr.operand.span, "-")
+            return neg(operand)
+        left, right = self._eval(expr.left, env), self._eval(expr.right, env)
+        _number(left, expr.left.span, expr.op)
+        _number(right, expr.right.span, expr.op)
+        if expr.op in ("/", "//") and right.value == 0:
+            raise SpecError("division by zero", expr.right.span)
+        return binop(expr.op, left, right)
+
+    # -- aux heads and init ------------------------------------------------------------
+
+    def _aux(self, stmt: ast.AuxStmt, env: dict[str, Sym], taps: dict[str, Tensor]) -> ir.Aux:
+        if stmt.tap not in taps:
+            raise SpecError(
+                f"aux head '{stmt.name}' taps '{stmt.tap}', which is not a named layer of the network",
+                stmt.tap_span,
+                hint=did_you_mean(stmt.tap, taps),
+            )
+        weight = 1.0
+        if stmt.weight is not None:
+            weight = _coerce(self._eval(stmt.weight, env), "float", stmt.weight.span, "weight").value
+        guard = None
+        if stmt.guard is not None:
+            value = _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition")
+            self.guards[value.expr] = value.value
+            guard = value.expr
+        head_stmt = ast.LayerStmt(stmt.name, stmt.chain, None, stmt.span, stmt.name_span)
+        (head,), _ = self._layer_stmt(head_stmt, env, taps[stmt.tap], None)
+        return ir.Aux(
+            name=stmt.name, tap=stmt.tap, weight=weight, head=head, guard=guard, span=_span(stmt.span)
+        )
+
+    def _init(self, stmt: ast.InitStmt) -> ir.InitRule:
+        if stmt.target not in bi.INIT_TARGETS:
+            raise SpecError(
+                f"cannot initialise '{stmt.target}'",
+                stmt.target_span,
+                hint="init applies to " + ", ".join(bi.INIT_TARGETS),
+            )
+        scheme = stmt.call.name
+        if scheme not in bi.INIT_SCHEMES:
+            raise SpecError(
+                f"unknown initialisation '{scheme}'",
+                stmt.call.name_span,
+                hint=did_you_mean(scheme, bi.INIT_SCHEMES)
+                or "schemes: " + ", ".join(bi.INIT_SCHEMES),
+            )
+        bound = self._bind(stmt.call, bi.INIT_SCHEMES[scheme], {})
+        args = {name: sym.value for name, sym in bound.items()}
+        for name, value in args.items():
+            choices = bi.INIT_CHOICES.get(name)
+            if choices and value not in choices:
+                arg = next(a for a in stmt.call.args if a.name == name or a.name is None)
+                raise SpecError(
+                    f"{name} must be one of {', '.join(choices)}, got '{value}'",
+                    arg.value.span,
+                )
+        return ir.InitRule(target=stmt.target, scheme=scheme, args=args)
+
+
+def _signature(name: str, specs: tuple[bi.ArgSpec, ...]) -> str:
+    parts = [s.name if s.default is bi.REQUIRED else f"{s.name}=..." for s in specs]
+    return f"{name}({', '.join(parts)})"
+
+
+def _number(sym: Sym, span: Span, op: str) -> None:
+    if isinstance(sym.value, bool) or not isinstance(sym.value, (int, float)):
+        raise SpecError(f"'{op}' needs numbers, got a {_type_name(sym.value)}", span)
+
+
+def _coerce(sym: Sym, kind: str, span: Span, what: str) -> Sym:
+    """Check a value against an argument kind; normalise pairs and floats."""
+    value = sym.value
+
+    def wrong(expected: str) -> SpecError:
+        shown = f'"{value}"' if isinstance(value, str) else repr(value).replace("True", "true").replace("False", "false")
+        return SpecError(f"{what} expects {expected}, got {_type_name(value)} {shown}", span)
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if kind == "int":
+        if not is_int(value):
+            raise wrong("an integer")
+    elif kind == "float":
+        if not (is_int(value) or isinstance(value, float)):
+            raise wrong("a number")
+        value = float(value)
+    elif kind in ("bool", "str"):
+        if not isinstance(value, bool if kind == "bool" else str):
+            raise wrong("true or false" if kind == "bool" else "a string")
+    elif kind in (bi.PAIR, bi.PADDING):
+        if kind == bi.PADDING and isinstance(value, str):
+            if value not in ("same", "valid"):
+                raise wrong('an integer, a pair, "same" or "valid"')
+            value = "same" if value == "same" else (0, 0)
+        elif is_int(value):
+            value = (value, value)
+        elif not (isinstance(value, tuple) and len(value) == 2 and all(is_int(v) for v in value)):
+            raise wrong("an integer or a pair of integers")
+    elif kind == bi.FLOATS:
+        if not (
+            isinstance(value, tuple)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
+            raise wrong("a tuple of numbers")
+        value = tuple(float(v) for v in value)
+    numbers = value if isinstance(value, tuple) else (value,)
+    if what in _POSITIVE and any(n < 1 for n in numbers):
+        raise SpecError(f"{what} must be at least 1, got {_show(sym.value)}", span)
+    if what in _NONNEGATIVE and any(isinstance(n, int) and n < 0 for n in numbers):
+        raise SpecError(f"{what} must not be negative, got {_show(sym.value)}", span)
+    if what == "p" and not 0.0 <= value <= 1.0:
+        raise SpecError(f"dropout probability must be between 0 and 1, got {value}", span)
+    if what in ("eps", "weight") and value < 0:
+        raise SpecError(f"{what} must not be negative, got {value}", span)
+    return Sym(value, sym.tree)
+
+
+def _show(value: Any) -> str:
+    return str(value).replace(" ", "")
+
+
+def _override_value(override: Override, type_: str) -> Any:
+    value = override.value
+    if isinstance(value, str) and type_ != "str":
+        value = _parse_override(value, type_, override)
+    span = override.span
+    return _coerce(Sym.const(value), type_, span, f"parameter '{override.name}'").value
+
+
+def _parse_override(text: str, type_: str, override: Override) -> Any:
+    try:
+        if type_ == "int":
+            return int(text)
+        if type_ == "float":
+            return float(text)
+    except ValueError:
+        pass
+    if type_ == "bool" and text in ("true", "false"):
+        return text == "true"
+    expected = {"int": "an integer", "float": "a number", "bool": "true or false"}[type_]
+    raise SpecError(
+        f"parameter '{override.name}' is {type_}, so it expects {expected}, got '{text}'",
+        override.span,
+    )

@@ -1,0 +1,317 @@
+"""The checked network: frozen Pydantic models, JSON-serialisable, spans kept.
+
+Every node carries its input and output shape, its parameter count and its
+multiply-accumulates, so backends never recompute them. Op fields reuse
+PyTorch's argument names so backends pass them straight through.
+
+Fields called ``exprs`` hold, for code generation, the Python expression a
+value was written as in the enclosing block's scope (``{"out_channels":
+"ch3x3"}``): only validated identifiers and numbers ever appear there.
+
+This module imports neither torch, nor Lark, nor Jinja2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Pair = tuple[int, int]
+Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
+Value = Union[bool, int, float, str, tuple[Union[int, float], ...]]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SourceSpan(_Frozen):
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+# -- ops: one class per layer kind, tagged by ``op`` ---------------------------
+
+
+class Conv(_Frozen):
+    op: Literal["conv"] = "conv"
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: Pair | Literal["same"] = (0, 0)
+    dilation: Pair = (1, 1)
+    groups: int = 1
+    bias: bool = True
+
+
+class BatchNorm(_Frozen):
+    op: Literal["batchnorm"] = "batchnorm"
+    num_features: int
+    eps: float = 1e-5
+    momentum: float = 0.1
+
+
+class ReLU(_Frozen):
+    op: Literal["relu"] = "relu"
+
+
+class MaxPool(_Frozen):
+    op: Literal["maxpool"] = "maxpool"
+    kernel_size: Pair
+    stride: Pair
+    padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
+    ceil_mode: bool = False
+
+
+class AvgPool(_Frozen):
+    op: Literal["avgpool"] = "avgpool"
+    kernel_size: Pair
+    stride: Pair
+    padding: Pair = (0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+class AdaptiveAvgPool(_Frozen):
+    op: Literal["adaptive_avgpool"] = "adaptive_avgpool"
+    output_size: Pair
+
+
+class LRN(_Frozen):
+    """Local response normalisation across channels (the paper's LRN)."""
+
+    op: Literal["lrn"] = "lrn"
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
+class Dropout(_Frozen):
+    op: Literal["dropout"] = "dropout"
+    p: float = 0.5
+
+
+class Dropout2d(_Frozen):
+    op: Literal["dropout2d"] = "dropout2d"
+    p: float = 0.5
+
+
+class Flatten(_Frozen):
+    op: Literal["flatten"] = "flatten"
+
+
+class Linear(_Frozen):
+    op: Literal["linear"] = "linear"
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+class Softmax(_Frozen):
+    op: Literal["softmax"] = "softmax"
+    dim: int = 1
+
+
+class ScaleShift(_Frozen):
+    """A fixed per-channel affine map ``x * scale[c] + shift[c]`` (input re-normalisation)."""
+
+    op: Literal["scale_shift"] = "scale_shift"
+    scale: tuple[float, ...]
+    shift: tuple[float, ...]
+
+
+Op = Annotated[
+    Union[
+        Conv,
+        BatchNorm,
+        ReLU,
+        MaxPool,
+        AvgPool,
+        AdaptiveAvgPool,
+        LRN,
+        Dropout,
+        Dropout2d,
+        Flatten,
+        Linear,
+        Softmax,
+        ScaleShift,
+    ],
+    Field(discriminator="op"),
+]
+
+OP_KINDS: tuple[str, ...] = (
+    "conv",
+    "batchnorm",
+    "relu",
+    "maxpool",
+    "avgpool",
+    "adaptive_avgpool",
+    "lrn",
+    "dropout",
+    "dropout2d",
+    "flatten",
+    "linear",
+    "softmax",
+    "scale_shift",
+)
+
+STATEFUL_OPS = frozenset({"conv", "batchnorm", "linear"})
+
+
+# -- graph nodes ----------------------------------------------------------------
+
+
+class _Node(_Frozen):
+    name: str | None  # attribute name in the parent module; None: a functional call
+    in_shape: Shape
+    out_shape: Shape
+    span: SourceSpan
+
+
+class Layer(_Node):
+    kind: Literal["layer"] = "layer"
+    op: Op
+    exprs: dict[str, str] = {}
+    params: int
+    macs: int
+    guard: str | None = None  # a bool expression of the network's parameters
+
+
+class Seq(_Node):
+    """A named chain ``a -> b -> c``: an ``nn.Sequential``, children named 0, 1, ..."""
+
+    kind: Literal["seq"] = "seq"
+    items: tuple[Node, ...]
+
+
+class Block(_Node):
+    """An instance of a user-defined block: its arguments and its expanded body."""
+
+    kind: Literal["block"] = "block"
+    block: str
+    args: dict[str, Value]
+    arg_exprs: dict[str, str] = {}
+    in_channels_expr: str
+    body: tuple[Node, ...]
+
+
+class Concat(_Node):
+    """Named parallel branches on one input, joined along channels."""
+
+    kind: Literal["concat"] = "concat"
+    branches: tuple[Node, ...]
+
+
+Node = Annotated[Union[Layer, Seq, Block, Concat], Field(discriminator="kind")]
+
+
+class Aux(_Frozen):
+    """An auxiliary head, tapped off a named top-level node, active in training only."""
+
+    name: str
+    tap: str
+    weight: float
+    head: Node
+    guard: str | None = None
+    span: SourceSpan
+
+
+class ParamDecl(_Frozen):
+    name: str
+    type: Literal["int", "float", "bool", "str"]
+    default: Value | None = None
+
+
+class BlockDecl(_Frozen):
+    name: str
+    params: tuple[ParamDecl, ...]
+    doc: str = ""
+    span: SourceSpan
+
+
+class InitRule(_Frozen):
+    """Weight initialisation for every layer of one kind (conv, linear, batchnorm)."""
+
+    target: Literal["conv", "linear", "batchnorm"]
+    scheme: Literal["kaiming_normal", "kaiming_uniform", "normal", "trunc_normal", "constant", "xavier_uniform", "xavier_normal"]
+    args: dict[str, Value] = {}
+
+
+class Network(_Frozen):
+    name: str
+    doc: str = ""
+    source: str
+    params: tuple[ParamDecl, ...]
+    values: dict[str, Value]  # the parameters as bound for this build
+    guards: dict[str, bool] = {}  # every guard expression, evaluated
+    input_shape: Shape
+    body: tuple[Node, ...]
+    aux: tuple[Aux, ...] = ()
+    init: tuple[InitRule, ...] = ()
+    blocks: dict[str, BlockDecl] = {}
+    out_shape: Shape
+    span: SourceSpan
+
+    def active_aux(self) -> tuple[Aux, ...]:
+        return tuple(a for a in self.aux if self.enabled(a.guard))
+
+    def enabled(self, guard: str | None) -> bool:
+        return guard is None or self.guards[guard]
+
+
+# -- traversal ------------------------------------------------------------------
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    if isinstance(node, Seq):
+        return node.items
+    if isinstance(node, Block):
+        return node.body
+    if isinstance(node, Concat):
+        return node.branches
+    return ()
+
+
+def join(prefix: str, name: str | None) -> str:
+    return f"{prefix}.{name}" if prefix and name is not None else (name or prefix)
+
+
+def walk(nodes: tuple[Node, ...], prefix: str = "", depth: int = 0) -> Iterator[tuple[str, Node, int]]:
+    """Every node under ``nodes``, parents first, with its dotted module path.
+
+    A concat is no module: its branches live on the enclosing block, so they
+    keep the concat's prefix. Functional layers (no name) share their parent's path.
+    """
+    for node in nodes:
+        path = prefix if isinstance(node, Concat) else join(prefix, node.name)
+        yield path, node, depth
+        yield from walk(children(node), path, depth + 1)
+
+
+def layers(nodes: tuple[Node, ...], prefix: str = "") -> Iterator[tuple[str, Layer]]:
+    for path, node, _ in walk(nodes, prefix):
+        if isinstance(node, Layer):
+            yield path, node
+
+
+def total_params(nodes: tuple[Node, ...]) -> int:
+    return sum(layer.params for _, layer in layers(nodes))
+
+
+def total_macs(nodes: tuple[Node, ...]) -> int:
+    return sum(layer.macs for _, layer in layers(nodes))
+
+
+Seq.model_rebuild()
+Block.model_rebuild()
+Concat.model_rebuild()
+Aux.model_rebuild()
+Network.model_rebuild()

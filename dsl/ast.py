@@ -1,0 +1,160 @@
+"""The spec's syntax tree: plain frozen dataclasses, a source span on every node.
+
+The AST says what was written, nothing more: names are unresolved, numbers
+unevaluated. ``compiler.elaborate`` gives it meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from dsl.errors import Span
+
+
+# -- expressions --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: int | float | bool | str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp:
+    op: str  # one of + - * / //
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Neg:
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TupleExpr:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+Expr = Union[Literal, Ref, BinOp, Neg, TupleExpr]
+
+
+# -- statements ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    name: str | None  # None for a positional argument
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """``name(args)``: a built-in layer or a user-defined block."""
+
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LayerStmt:
+    """``[name =] call -> call -> ... [if guard]``."""
+
+    name: str | None
+    chain: tuple[Call, ...]
+    guard: Expr | None
+    span: Span
+    name_span: Span | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConcatStmt:
+    """Parallel named branches on the same input, joined along channels."""
+
+    branches: tuple[LayerStmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class InputStmt:
+    shape: tuple[int, int, int]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AuxStmt:
+    """An auxiliary head: ``aux name = chain at tap [weight w] [if guard]``."""
+
+    name: str
+    chain: tuple[Call, ...]
+    tap: str
+    weight: Expr | None
+    guard: Expr | None
+    span: Span
+    name_span: Span
+    tap_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class InitStmt:
+    """``init conv = kaiming_normal(...)``: weight initialisation for one layer kind."""
+
+    target: str
+    call: Call
+    span: Span
+    target_span: Span
+
+
+Stmt = Union[LayerStmt, ConcatStmt, InputStmt, AuxStmt, InitStmt]
+
+
+# -- definitions --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    type: str
+    default: Expr | None
+    span: Span
+    type_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BlockDef:
+    """A ``block`` or the ``network``: parameters and a body of statements."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    is_network: bool
+    doc: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    path: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class SpecFile:
+    path: str
+    imports: tuple[Import, ...]
+    definitions: tuple[BlockDef, ...]

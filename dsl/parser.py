@@ -1,0 +1,289 @@
+"""Spec text to AST: the Lark LALR parser and the transformer that builds ``dsl.ast``.
+
+Syntax errors become ``SpecError`` with the position, the source line and what
+was expected, in words rather than terminal names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dsl import ast
+from dsl.errors import Span, SpecError, register_source
+
+# How each terminal reads in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "SHAPE": "a shape like 3x224x224",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "COLON": "':'",
+    "__ANON_0": "'->'",
+    "__ANON_1": "'//'",
+    "MINUS": "'-'",
+    "PLUS": "'+'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "$END": "end of file",
+}
+_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "__ANON_1"}
+
+
+# Comments are ignored by the grammar but collected here, for doc strings.
+_comments: list[Token] = []
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark.open(
+        "grammar.lark",
+        rel_to=__file__,
+        parser="lalr",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": _comments.append},
+    )
+
+
+def _words(terminal: str) -> str:
+    if terminal in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[terminal]
+    if terminal.isupper():
+        keyword = _parser().get_terminal(terminal).pattern.value
+        return f"'{keyword}'"
+    return terminal
+
+
+_VALUE_START = {"INT", "FLOAT", "STRING", "NAME", "LPAR", "MINUS", "TRUE", "FALSE"}
+
+
+def _expected(expected: set[str]) -> str:
+    collapsed: set[str] = set()
+    if {"INT", "FLOAT", "STRING"} <= expected:  # one entry for anything that starts a value
+        expected = expected - _VALUE_START
+        collapsed.add("a value")
+    if expected & _OPERATORS:  # and one for the arithmetic operators
+        expected = expected - _OPERATORS
+        collapsed.add("an operator")
+    words = sorted({_words(t) for t in expected} | collapsed)
+    if len(words) == 1:
+        return f"expected {words[0]}"
+    return "expected one of " + ", ".join(words)
+
+
+def parse(text: str, path: str) -> ast.SpecFile:
+    """Parse one spec file's text; raise ``SpecError`` on any syntax error."""
+    register_source(path, text)
+    _comments.clear()
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as err:
+        raise _syntax_error(err, text, path) from None
+    return _ToAst(path, _doc_comments(list(_comments))).transform(tree)
+
+
+def _doc_comments(comments: list[Token]) -> dict[int, str]:
+    """Map the line after each run of full-line comments to the run's text."""
+    docs: dict[int, str] = {}
+    run: list[str] = []
+    last_line = None
+    for token in comments:
+        if last_line is not None and token.line != last_line + 1:
+            run = []
+        run.append(token.value[1:].strip())
+        last_line = token.line
+        docs[token.line + 1] = "\n".join(run)
+    return docs
+
+
+def _syntax_error(err: UnexpectedInput, text: str, path: str) -> SpecError:
+    line, column = err.line, err.column
+    if isinstance(err, UnexpectedCharacters):
+        char = text[err.pos_in_stream]
+        shown = repr(char) if not char.isprintable() or char == "'" else f"'{char}'"
+        return SpecError(f"unexpected character {shown}", Span(path, line, column, line, column + 1))
+    if isinstance(err, UnexpectedEOF) or (
+        isinstance(err, UnexpectedToken) and err.token.type == "$END"
+    ):
+        lines = text.splitlines() or [""]
+        line = len(lines)
+        column = len(lines[-1]) + 1
+        return SpecError(
+            f"unexpected end of file, {_expected(set(getattr(err, 'accepts', None) or err.expected))}",
+            Span(path, line, max(column - 1, 1), line, column),
+        )
+    assert isinstance(err, UnexpectedToken)
+    token = err.token
+    end_column = token.end_column if token.end_line == token.line else column + 1
+    return SpecError(
+        f"unexpected {_describe(token)}, {_expected(set(err.accepts or err.expected))}",
+        Span(path, line, column, line, end_column),
+    )
+
+
+def _describe(token: Token) -> str:
+    if token.type == "NAME":
+        return f"name '{token}'"
+    if token.type in ("INT", "FLOAT"):
+        return f"number {token}"
+    if token.type == "STRING":
+        return f"string {token}"
+    return f"'{token}'"
+
+
+def _span(path: str, meta) -> Span:
+    return Span(path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tspan(path: str, token: Token) -> Span:
+    return Span(path, token.line, token.column, token.end_line, token.end_column)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, path: str, docs: dict[int, str]):
+        super().__init__()
+        self.path = path
+        self.docs = docs
+
+    # -- expressions
+    def int(self, meta, children):
+        return ast.Literal(int(children[0]), _span(self.path, meta))
+
+    def float(self, meta, children):
+        return ast.Literal(float(children[0]), _span(self.path, meta))
+
+    def true(self, meta, children):
+        return ast.Literal(True, _span(self.path, meta))
+
+    def false(self, meta, children):
+        return ast.Literal(False, _span(self.path, meta))
+
+    def string(self, meta, children):
+        return ast.Literal(str(children[0])[1:-1], _span(self.path, meta))
+
+    def ref(self, meta, children):
+        return ast.Ref(str(children[0]), _span(self.path, meta))
+
+    def tuple(self, meta, children):
+        return ast.TupleExpr(tuple(c for c in children if c is not None), _span(self.path, meta))
+
+    def neg(self, meta, children):
+        return ast.Neg(children[0], _span(self.path, meta))
+
+    def _binop(self, op, meta, children):
+        return ast.BinOp(op, children[0], children[1], _span(self.path, meta))
+
+    def add(self, meta, children):
+        return self._binop("+", meta, children)
+
+    def sub(self, meta, children):
+        return self._binop("-", meta, children)
+
+    def mul(self, meta, children):
+        return self._binop("*", meta, children)
+
+    def div(self, meta, children):
+        return self._binop("/", meta, children)
+
+    def floordiv(self, meta, children):
+        return self._binop("//", meta, children)
+
+    # -- calls and statements
+    def positional(self, meta, children):
+        return ast.Arg(None, children[0], _span(self.path, meta))
+
+    def keyword(self, meta, children):
+        return ast.Arg(str(children[0]), children[1], _span(self.path, meta))
+
+    def call(self, meta, children):
+        name, *args = children
+        args = tuple(a for a in args if a is not None)
+        return ast.Call(str(name), args, _span(self.path, meta), _tspan(self.path, name))
+
+    def chain(self, meta, children):
+        return tuple(children)
+
+    def guard(self, meta, children):
+        return children[0]
+
+    def layer_stmt(self, meta, children):
+        name, chain, guard = children
+        name_span = _tspan(self.path, name) if name is not None else None
+        return ast.LayerStmt(
+            str(name) if name is not None else None, chain, guard, _span(self.path, meta), name_span
+        )
+
+    branch = layer_stmt
+
+    def concat_stmt(self, meta, children):
+        return ast.ConcatStmt(tuple(children), _span(self.path, meta))
+
+    def input_stmt(self, meta, children):
+        c, h, w = (int(v) for v in str(children[0]).split("x"))
+        return ast.InputStmt((c, h, w), _span(self.path, meta))
+
+    def aux_stmt(self, meta, children):
+        name, chain, tap, weight, guard = children
+        return ast.AuxStmt(
+            str(name),
+            chain,
+            str(tap),
+            weight,
+            guard,
+            _span(self.path, meta),
+            _tspan(self.path, name),
+            _tspan(self.path, tap),
+        )
+
+    def init_stmt(self, meta, children):
+        target, call = children
+        return ast.InitStmt(str(target), call, _span(self.path, meta), _tspan(self.path, target))
+
+    # -- definitions
+    def param(self, meta, children):
+        name, type_, default = children
+        return ast.Param(str(name), str(type_), default, _span(self.path, meta), _tspan(self.path, type_))
+
+    def params(self, meta, children):
+        return tuple(c for c in children if c is not None)
+
+    def body(self, meta, children):
+        return tuple(children)
+
+    def _definition(self, meta, children, is_network: bool):
+        name, params, body = children
+        return ast.BlockDef(
+            str(name),
+            params,
+            body,
+            is_network,
+            self.docs.get(meta.line, ""),
+            _span(self.path, meta),
+            _tspan(self.path, name),
+        )
+
+    def block_def(self, meta, children):
+        return self._definition(meta, children, is_network=False)
+
+    def network_def(self, meta, children):
+        return self._definition(meta, children, is_network=True)
+
+    def import_stmt(self, meta, children):
+        return ast.Import(str(children[0])[1:-1], _span(self.path, meta))
+
+    def start(self, meta, children):
+        imports = tuple(c for c in children if isinstance(c, ast.Import))
+        definitions = tuple(c for c in children if isinstance(c, ast.BlockDef))
+        return ast.SpecFile(self.path, imports, definitions)
