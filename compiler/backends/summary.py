@@ -1,0 +1,115 @@
+"""The per-layer table: dotted name, kind, output shape, parameters, MACs.
+
+``rows`` is plain data (used by tests and other tools); ``render`` draws it
+with rich. MACs are multiply-accumulates per image: a convolution's weight
+elements times its output height and width, a linear layer's in x out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler import ir
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str
+    shape: ir.Shape
+    params: int
+    macs: int
+    depth: int
+    leaf: bool
+
+
+def _pair(p: ir.Pair) -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
+
+
+def describe(op) -> str:
+    """A short, readable description of one op: ``conv 7x7/2``, ``maxpool 3x3/2 ceil``."""
+    kind = op.op
+    if kind in ("conv", "maxpool", "avgpool"):
+        k = op.kernel_size
+        text = f"{kind} {k[0]}x{k[1]}"
+        if op.stride != (1, 1):
+            text += f"/{_pair(op.stride)}"
+        if getattr(op, "groups", 1) != 1:
+            text += f" g{op.groups}"
+        if getattr(op, "ceil_mode", False):
+            text += " ceil"
+        return text
+    if kind in ("dropout", "dropout2d"):
+        return f"{kind} {op.p:g}"
+    if kind == "adaptive_avgpool":
+        return f"adaptive_avgpool {op.output_size[0]}x{op.output_size[1]}"
+    if kind == "lrn":
+        return f"lrn {op.size}"
+    return kind
+
+
+def rows(nodes: tuple[ir.Node, ...], prefix: str = "", enabled=lambda guard: True) -> list[Row]:
+    result = []
+    for path, node, depth in ir.walk(nodes, prefix):
+        if isinstance(node, ir.Concat):
+            continue
+        if isinstance(node, ir.Layer):
+            if not enabled(node.guard):
+                continue
+            name = path if node.name is not None else f"{path}.<{node.op.op}>".lstrip(".")
+            result.append(Row(name, describe(node.op), node.out_shape, node.params, node.macs, depth, True))
+        else:
+            kind = node.block if isinstance(node, ir.Block) else "sequential"
+            sub = (node,)
+            result.append(
+                Row(path, kind, node.out_shape, ir.total_params(sub), ir.total_macs(sub), depth, False)
+            )
+    return result
+
+
+def show_shape(shape: ir.Shape) -> str:
+    return " x ".join(["N", *map(str, shape)])
+
+
+def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    title = f"{net.name} ({net.source}), input {show_shape(net.input_shape)}"
+    table = Table(title=title, title_justify="left", caption="MACs: multiply-accumulates per image")
+    table.add_column("name")
+    table.add_column("kind")
+    table.add_column("output")
+    table.add_column("params", justify="right")
+    table.add_column("MACs", justify="right")
+
+    def add(rs: list[Row]) -> None:
+        for r in rs:
+            if max_depth is not None and r.depth > max_depth:
+                continue
+            style = None if r.leaf else "bold"
+            table.add_row(
+                "  " * r.depth + r.name, r.kind, show_shape(r.shape), f"{r.params:,}", f"{r.macs:,}",
+                style=style,
+            )
+
+    body_params, body_macs = ir.total_params(net.body), ir.total_macs(net.body)
+    add(rows(net.body, enabled=net.enabled))
+    table.add_section()
+    table.add_row("total", "", show_shape(net.out_shape), f"{body_params:,}", f"{body_macs:,}", style="bold")
+    heads = net.active_aux()
+    if heads:
+        table.add_section()
+        for head in heads:
+            table.add_row(f"{head.name}  (aux, train only: at {head.tap}, weight {head.weight:g})", style="italic")
+            add(rows((head.head,)))
+        aux_params = sum(ir.total_params((h.head,)) for h in heads)
+        aux_macs = sum(ir.total_macs((h.head,)) for h in heads)
+        table.add_section()
+        table.add_row(
+            "total with aux heads (train)", "", "", f"{body_params + aux_params:,}",
+            f"{body_macs + aux_macs:,}", style="bold",
+        )
+    console.print(table)

@@ -1,0 +1,140 @@
+"""The ``netc`` command line: check, summary, compile.
+
+Every error a spec can cause is printed as one ``file:line:col: error:``
+message and the command exits with status 1; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from compiler import ir
+from compiler.elaborate import Override
+from dsl.errors import Span, SpecError, register_source
+
+COMMAND_LINE = "<command line>"
+_argv: list[str] = []
+
+
+def _command_line_span(arg: str, part: str = "") -> Span:
+    """The span of ``part`` of one argument, in the command line as typed."""
+    text = " ".join(["netc", *map(shlex.quote, _argv)])
+    register_source(COMMAND_LINE, text)
+    start = text.find(shlex.quote(arg))
+    start = 0 if start < 0 else start + max(shlex.quote(arg).find(part), 0)
+    width = len(part or arg)
+    return Span(COMMAND_LINE, 1, start + 1, 1, start + 1 + width)
+
+
+def _overrides(sets: tuple[str, ...]) -> list[Override]:
+    result = []
+    for item in sets:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise SpecError(
+                f"--set expects name=value, got '{item}'",
+                _command_line_span(item),
+                hint="for example --set num_classes=10",
+            )
+        result.append(Override(name.strip(), value.strip(), _command_line_span(item, name)))
+    return result
+
+
+def _input_shape(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or 0 in map(int, parts):
+        raise SpecError(
+            f"--input expects channels x height x width, got '{text}'",
+            _command_line_span(text),
+            hint="for example --input 3x224x224",
+        )
+    c, h, w = map(int, parts)
+    return (c, h, w)
+
+
+def load_network(spec: str, sets: tuple[str, ...], input_text: str | None) -> ir.Network:
+    from compiler import load
+
+    return load(spec, _input_shape(input_text), _overrides(sets))
+
+
+def spec_options(command):
+    command = click.option(
+        "--input", "input_text", metavar="CxHxW", help="Override the spec's input, e.g. 1x96x96."
+    )(command)
+    command = click.option(
+        "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter."
+    )(command)
+    command = click.argument("spec", type=click.Path(dir_okay=False))(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netc")
+def cli() -> None:
+    """netc: compile .net network specs to PyTorch."""
+
+
+@cli.command()
+@spec_options
+def check(spec: str, sets: tuple[str, ...], input_text: str | None) -> None:
+    """Parse, elaborate and shape-check SPEC; print one line."""
+    start = time.perf_counter()
+    net = load_network(spec, sets, input_text)
+    elapsed = time.perf_counter() - start
+    params = ir.total_params(net.body)
+    heads = net.active_aux()
+    aux = sum(ir.total_params((h.head,)) for h in heads)
+    with_aux = f" ({params + aux:,} with {len(heads)} aux heads)" if heads else ""
+    from compiler.backends.summary import show_shape
+
+    click.echo(
+        f"{spec}: ok: {net.name}, input {show_shape(net.input_shape)} -> "
+        f"output {show_shape(net.out_shape)}, {params:,} parameters{with_aux}, "
+        f"{ir.total_macs(net.body) / 1e9:.2f} GMACs ({elapsed * 1000:.0f} ms)"
+    )
+
+
+@cli.command()
+@spec_options
+@click.option("--depth", type=click.IntRange(0), help="Show nodes down to this nesting depth only.")
+def summary(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int | None) -> None:
+    """Print SPEC's per-layer table: name, kind, output shape, parameters, MACs."""
+    from compiler.backends.summary import render
+
+    render(load_network(spec, sets, input_text), max_depth=depth)
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _argv
+    _argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=_argv, prog_name="netc", standalone_mode=False)
+    except SpecError as err:
+        click.echo(err.render(), err=True)
+        return 1
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
