@@ -112,6 +112,17 @@ def summary(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int
     render(load_network(spec, sets, input_text), max_depth=depth)
 
 
+@cli.command()
+@spec_options
+@click.option("--depth", type=click.IntRange(0), default=1, show_default=True,
+              help="Expand blocks down to this nesting depth.")
+def graph(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int) -> None:
+    """Print SPEC's graph in Graphviz DOT (draw it with `dot -Tsvg`)."""
+    from compiler.backends.graph import to_dot
+
+    click.echo(to_dot(load_network(spec, sets, input_text), max_depth=depth), nl=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     global _argv
     _argv = list(sys.argv[1:] if argv is None else argv)
