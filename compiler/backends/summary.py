@@ -76,14 +76,18 @@ def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        # A table too narrow for its shapes wraps every row: never narrower than 120.
+        import shutil
+
+        console = Console(width=max(shutil.get_terminal_size().columns, 120))
     title = f"{net.name} ({net.source}), input {show_shape(net.input_shape)}"
     table = Table(title=title, title_justify="left", caption="MACs: multiply-accumulates per image")
-    table.add_column("name")
-    table.add_column("kind")
-    table.add_column("output")
-    table.add_column("params", justify="right")
-    table.add_column("MACs", justify="right")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("output", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
 
     def add(rs: list[Row]) -> None:
         for r in rs:
@@ -102,9 +106,15 @@ def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
     heads = net.active_aux()
     if heads:
         table.add_section()
+        table.add_row("aux heads (train only)", style="italic")
         for head in heads:
-            table.add_row(f"{head.name}  (aux, train only: at {head.tap}, weight {head.weight:g})", style="italic")
-            add(rows((head.head,)))
+            head_rows = rows((head.head,))
+            top = head_rows[0]
+            head_rows[0] = Row(
+                top.name, f"{top.kind} @ {head.tap} x{head.weight:g}", top.shape,
+                top.params, top.macs, top.depth, top.leaf,
+            )
+            add(head_rows)
         aux_params = sum(ir.total_params((h.head,)) for h in heads)
         aux_macs = sum(ir.total_macs((h.head,)) for h in heads)
         table.add_section()
