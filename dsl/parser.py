@@ -120,12 +120,13 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str) -> SpecError:
     if isinstance(err, UnexpectedEOF) or (
         isinstance(err, UnexpectedToken) and err.token.type == "$END"
     ):
-        lines = text.splitlines() or [""]
+        # Point just past the last thing written, not at trailing blank lines.
+        lines = text.rstrip().splitlines() or [""]
         line = len(lines)
         column = len(lines[-1]) + 1
         return SpecError(
             f"unexpected end of file, {_expected(set(getattr(err, 'accepts', None) or err.expected))}",
-            Span(path, line, max(column - 1, 1), line, column),
+            Span(path, line, column, line, column + 1),
         )
     assert isinstance(err, UnexpectedToken)
     token = err.token
