@@ -76,8 +76,8 @@ def _conv(op: ir.Conv, shape: ir.Shape) -> ir.Shape:
 def _pool(op: ir.MaxPool | ir.AvgPool, shape: ir.Shape) -> ir.Shape:
     c, h, w = _feature_map(shape, op.op)
     dilation = getattr(op, "dilation", (1, 1))
-    for k, p, d in zip(op.kernel_size, op.padding, dilation):
-        if p > (d * (k - 1) + 1) // 2:
+    for k, p in zip(op.kernel_size, op.padding):
+        if p > k // 2:  # PyTorch's rule: half the kernel, whatever the dilation
             raise ShapeError(
                 f"padding={p} is more than half the kernel size {k}",
                 hint="PyTorch allows padding of at most kernel_size // 2",
@@ -110,10 +110,21 @@ def _batchnorm(op: ir.BatchNorm, shape: ir.Shape) -> ir.Shape:
 
 
 def _scale_shift(op: ir.ScaleShift, shape: ir.Shape) -> ir.Shape:
+    _feature_map(shape, "scale_shift")  # its constants broadcast as 1 x C x 1 x 1
     if len(op.scale) != shape[0] or len(op.shift) != shape[0]:
         raise ShapeError(
             f"scale_shift has {len(op.scale)} scales and {len(op.shift)} shifts "
             f"for {shape[0]} channels"
+        )
+    return shape
+
+
+def _softmax(op: ir.Softmax, shape: ir.Shape) -> ir.Shape:
+    rank = len(shape) + 1  # with the batch dimension
+    if not -rank <= op.dim < rank:
+        raise ShapeError(
+            f"softmax dim={op.dim} is out of range for an N x {' x '.join(map(str, shape))} tensor",
+            hint=f"dim must be between {-rank} and {rank - 1}",
         )
     return shape
 
@@ -162,7 +173,7 @@ RULES: dict[str, Rule] = {
         params=lambda op: op.in_features * op.out_features + (op.out_features if op.bias else 0),
         macs=lambda op, out: op.in_features * op.out_features,
     ),
-    "softmax": Rule(_same()),
+    "softmax": Rule(_softmax),
     "scale_shift": Rule(_scale_shift),
 }
 
