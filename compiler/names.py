@@ -37,6 +37,12 @@ MODULE_ATTRIBUTES = frozenset(
 # Names the generated module itself uses.
 RESERVED = frozenset({"self", "x", "torch", "nn", "F", "in_channels", "outputs", "target"})
 
+# Public attributes of the network module netc builds (runtime and generated):
+# a layer of that name would collide with them.
+NETWORK_ATTRIBUTES = frozenset({"aux_weights", "loss"})
+
+_BUILTINS = frozenset(dir(builtins))
+
 Role = Literal["block", "network", "parameter", "layer"]
 
 
@@ -52,12 +58,14 @@ def _problem(name: str, role: Role) -> str | None:
         return "must start with a letter and use only ASCII letters, digits and '_'"
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         return "is a Python keyword"
-    if name in dir(builtins):
+    if name in _BUILTINS:
         return "would shadow a Python builtin"
     if name in RESERVED:
         return "is reserved by netc's generated code"
     if role == "layer" and name in MODULE_ATTRIBUTES:
         return "would shadow an nn.Module attribute"
+    if role == "layer" and name in NETWORK_ATTRIBUTES:
+        return "would shadow an attribute of the network module"
     return None
 
 

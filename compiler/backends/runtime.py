@@ -103,7 +103,8 @@ class BlockModule(nn.Module):
 
     def __init__(self, body: tuple[ir.Node, ...], enabled: Callable[[str | None], bool], block: str):
         super().__init__()
-        self.block = block
+        # Internal attributes start with '_': spec names cannot, so no layer shadows them.
+        self._block = block
         self._steps: list[tuple[str, object]] = []
         for node in body:
             if isinstance(node, ir.Layer) and not enabled(node.guard):
@@ -119,7 +120,7 @@ class BlockModule(nn.Module):
                 self._steps.append(("module", node.name))
 
     def extra_repr(self) -> str:
-        return f"block={self.block}"
+        return f"block={self._block}"
 
     def _step(self, kind: str, what, x: torch.Tensor) -> torch.Tensor:
         if kind == "module":
@@ -139,14 +140,14 @@ class NetworkModule(BlockModule):
 
     def __init__(self, net: ir.Network, deploy: bool = False):
         super().__init__(net.body, net.enabled, net.name)
-        self.network = net.name
+        self._network = net.name
         heads = () if deploy else net.active_aux()
         self.aux_weights = {head.name: head.weight for head in heads}
         self._taps: dict[str, list[str]] = {}
         for head in heads:
             self.add_module(head.name, build_node(head.head, net.enabled))
             self._taps.setdefault(head.tap, []).append(head.name)
-        self.Outputs = namedtuple(f"{net.name}Outputs", ["main", *self.aux_weights])
+        self._outputs = namedtuple(f"{net.name}Outputs", ["main", *self.aux_weights])
 
     def forward(self, x: torch.Tensor):
         aux: dict[str, torch.Tensor] = {}
@@ -156,7 +157,7 @@ class NetworkModule(BlockModule):
                 for name in self._taps[what]:
                     aux[name] = self._modules[name](x)
         if self.training and self.aux_weights:
-            return self.Outputs(x, **aux)
+            return self._outputs(x, **aux)
         return x
 
     def loss(self, outputs, target: torch.Tensor) -> torch.Tensor:
