@@ -21,12 +21,13 @@ COMMAND_LINE = "<command line>"
 _argv: list[str] = []
 
 
-def _command_line_span(arg: str, part: str = "") -> Span:
-    """The span of ``part`` of one argument, in the command line as typed."""
+def _command_line_span(arg: str, part: str = "", at: int = 0) -> Span:
+    """The span of ``part`` of one argument (found from index ``at`` on), in the
+    command line as typed."""
     text = " ".join(["netc", *map(shlex.quote, _argv)])
     register_source(COMMAND_LINE, text)
     start = text.find(shlex.quote(arg))
-    start = 0 if start < 0 else start + max(shlex.quote(arg).find(part), 0)
+    start = 0 if start < 0 else start + max(shlex.quote(arg).find(part, at), 0)
     width = len(part or arg)
     return Span(COMMAND_LINE, 1, start + 1, 1, start + 1 + width)
 
@@ -41,7 +42,14 @@ def _overrides(sets: tuple[str, ...]) -> list[Override]:
                 _command_line_span(item),
                 hint="for example --set num_classes=10",
             )
-        result.append(Override(name.strip(), value.strip(), _command_line_span(item, name)))
+        result.append(
+            Override(
+                name.strip(),
+                value.strip(),
+                _command_line_span(item, name),
+                _command_line_span(item, value.strip(), len(name) + 1),
+            )
+        )
     return result
 
 
@@ -92,7 +100,8 @@ def check(spec: str, sets: tuple[str, ...], input_text: str | None) -> None:
     params = ir.total_params(net.body)
     heads = net.active_aux()
     aux = sum(ir.total_params((h.head,)) for h in heads)
-    with_aux = f" ({params + aux:,} with {len(heads)} aux heads)" if heads else ""
+    plural = "s" if len(heads) != 1 else ""
+    with_aux = f" ({params + aux:,} with {len(heads)} aux head{plural})" if heads else ""
     from compiler.backends.summary import show_shape
 
     click.echo(

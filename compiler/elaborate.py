@@ -30,7 +30,8 @@ class Override:
 
     name: str
     value: Any  # a str from the command line, parsed by the parameter's type; else a value
-    span: Span | None = None
+    span: Span | None = None  # the name
+    value_span: Span | None = None  # the value, where type errors point (else at the name)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ class _Elaborator:
             )
 
         self.guards: dict[str, bool] = {}
+        self.conditional: dict[str, Span] = {}  # named layers with a guard
         tensor = Tensor(tuple(input_shape), Sym.const(input_shape[0]))
         nodes, out, taps = self._body(net, env, tensor, network=True)
         aux = tuple(self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt))
@@ -209,7 +211,9 @@ class _Elaborator:
                 )
             default = None
             if p.default is not None:
-                default = _coerce(self._eval(p.default, {}), p.type, p.default.span, p.name).value
+                default = _coerce(
+                    self._eval(p.default, {}), p.type, p.default.span, p.name, builtin=False
+                ).value
             decls.append(ir.ParamDecl(name=p.name, type=p.type, default=default))
         return tuple(decls)
 
@@ -252,6 +256,8 @@ class _Elaborator:
             nodes.extend(new)
             if stmt.name is not None:
                 taps[stmt.name] = tensor
+                if guard is not None:
+                    self.conditional[stmt.name] = stmt.guard.span
         return nodes, tensor, taps
 
     def _guard(self, stmt: ast.LayerStmt, env: dict[str, Sym], network: bool) -> str | None:
@@ -426,7 +432,7 @@ class _Elaborator:
         specs = tuple(
             bi.ArgSpec(d.name, d.type, bi.REQUIRED if d.default is None else d.default) for d in decls
         )
-        given = self._bind(call, specs, env)
+        given = self._bind(call, specs, env, builtin=False)
         args = {
             s.name: given[s.name] if s.name in given else Sym.const(s.default) for s in specs
         }
@@ -459,7 +465,7 @@ class _Elaborator:
         return node, Tensor(out.shape, channels)
 
     def _bind(
-        self, call: ast.Call, specs: tuple[bi.ArgSpec, ...], env: dict[str, Sym]
+        self, call: ast.Call, specs: tuple[bi.ArgSpec, ...], env: dict[str, Sym], builtin: bool = True
     ) -> dict[str, Sym]:
         """Match a call's arguments to a signature; evaluate and type-check each."""
         by_name = {s.name: s for s in specs}
@@ -490,7 +496,9 @@ class _Elaborator:
                     )
                 if spec.name in bound:
                     raise SpecError(f"argument '{arg.name}' is given twice", arg.span)
-            bound[spec.name] = _coerce(self._eval(arg.value, env), spec.kind, arg.value.span, spec.name)
+            bound[spec.name] = _coerce(
+                self._eval(arg.value, env), spec.kind, arg.value.span, spec.name, builtin
+            )
         for spec in specs:
             if spec.default is bi.REQUIRED and spec.name not in bound:
                 raise SpecError(
@@ -529,11 +537,24 @@ class _Elaborator:
     # -- aux heads and init ------------------------------------------------------------
 
     def _aux(self, stmt: ast.AuxStmt, env: dict[str, Sym], taps: dict[str, Tensor]) -> ir.Aux:
+        if stmt.name == "main":
+            raise SpecError(
+                "aux head name 'main' is taken by the network's main output",
+                stmt.name_span,
+                hint="choose another name",
+            )
         if stmt.tap not in taps:
             raise SpecError(
                 f"aux head '{stmt.name}' taps '{stmt.tap}', which is not a named layer of the network",
                 stmt.tap_span,
                 hint=did_you_mean(stmt.tap, taps),
+            )
+        if stmt.tap in self.conditional:
+            raise SpecError(
+                f"aux head '{stmt.name}' taps '{stmt.tap}', which is conditional "
+                f"(at {self.conditional[stmt.tap]})",
+                stmt.tap_span,
+                hint="tap a layer that is always there",
             )
         weight = 1.0
         if stmt.weight is not None:
@@ -587,8 +608,12 @@ def _number(sym: Sym, span: Span, op: str) -> None:
         raise SpecError(f"'{op}' needs numbers, got a {_type_name(sym.value)}", span)
 
 
-def _coerce(sym: Sym, kind: str, span: Span, what: str) -> Sym:
-    """Check a value against an argument kind; normalise pairs and floats."""
+def _coerce(sym: Sym, kind: str, span: Span, what: str, builtin: bool = True) -> Sym:
+    """Check a value against an argument kind; normalise pairs and floats.
+
+    The ranges of ``p``, ``eps`` and ``std`` are checked for built-in layers and
+    init schemes only (``_bind(builtin=False)`` for blocks): a
+    block's or network's parameter of that name may mean something else."""
     value = sym.value
 
     def wrong(expected: str) -> SpecError:
@@ -625,13 +650,13 @@ def _coerce(sym: Sym, kind: str, span: Span, what: str) -> Sym:
             raise wrong("a tuple of numbers")
         value = tuple(float(v) for v in value)
     numbers = value if isinstance(value, tuple) else (value,)
-    if what in _POSITIVE and any(n < 1 for n in numbers):
+    if what in _POSITIVE and any(isinstance(n, (int, float)) and n < 1 for n in numbers):
         raise SpecError(f"{what} must be at least 1, got {_show(sym.value)}", span)
     if what in _NONNEGATIVE and any(isinstance(n, int) and n < 0 for n in numbers):
         raise SpecError(f"{what} must not be negative, got {_show(sym.value)}", span)
-    if what == "p" and not 0.0 <= value <= 1.0:
+    if builtin and what == "p" and not 0.0 <= value <= 1.0:
         raise SpecError(f"dropout probability must be between 0 and 1, got {value}", span)
-    if what in ("eps", "weight") and value < 0:
+    if builtin and what in ("eps", "weight", "std") and value < 0:
         raise SpecError(f"{what} must not be negative, got {value}", span)
     return Sym(value, sym.tree)
 
@@ -644,7 +669,7 @@ def _override_value(override: Override, type_: str) -> Any:
     value = override.value
     if isinstance(value, str) and type_ != "str":
         value = _parse_override(value, type_, override)
-    span = override.span
+    span = override.value_span or override.span
     return _coerce(Sym.const(value), type_, span, f"parameter '{override.name}'").value
 
 
@@ -661,5 +686,5 @@ def _parse_override(text: str, type_: str, override: Override) -> Any:
     expected = {"int": "an integer", "float": "a number", "bool": "true or false"}[type_]
     raise SpecError(
         f"parameter '{override.name}' is {type_}, so it expects {expected}, got '{text}'",
-        override.span,
+        override.value_span or override.span,
     )
