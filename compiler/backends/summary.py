@@ -76,11 +76,6 @@ def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    if console is None:
-        # A table too narrow for its shapes wraps every row: never narrower than 120.
-        import shutil
-
-        console = Console(width=max(shutil.get_terminal_size().columns, 120))
     title = f"{net.name} ({net.source}), input {show_shape(net.input_shape)}"
     table = Table(title=title, title_justify="left", caption="MACs: multiply-accumulates per image")
     table.add_column("name", no_wrap=True)
@@ -122,4 +117,15 @@ def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
             "total with aux heads (train)", "", "", f"{body_params + aux_params:,}",
             f"{body_macs + aux_macs:,}", style="bold",
         )
+    if console is None:
+        # Never squeeze the table: rich would cut names, shapes and numbers short
+        # with an ellipsis (and a pipe gets 80 columns). Wider than the terminal
+        # is the lesser evil.
+        import shutil
+
+        from rich.measure import Measurement
+
+        console = Console(width=shutil.get_terminal_size().columns)
+        needed = Measurement.get(console, console.options.update_width(100_000), table).maximum
+        console.width = max(console.width, needed)
     console.print(table)
