@@ -169,10 +169,14 @@ class _Elaborator:
         nodes, out, taps = self._body(net, env, tensor, network=True)
         aux = tuple(self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt))
         init = tuple(self._init(stmt) for stmt in net.body if isinstance(stmt, ast.InitStmt))
-        targets = [rule.target for rule in init]
-        for stmt, target in zip((s for s in net.body if isinstance(s, ast.InitStmt)), targets):
-            if targets.count(target) > 1:
-                raise SpecError(f"{target} is initialised twice", stmt.target_span)
+        first: dict[str, Span] = {}
+        for stmt in (s for s in net.body if isinstance(s, ast.InitStmt)):
+            if stmt.target in first:
+                raise SpecError(
+                    f"{stmt.target} is initialised twice (first at {first[stmt.target]})",
+                    stmt.target_span,
+                )
+            first[stmt.target] = stmt.target_span
 
         return ir.Network(
             name=net.name,
@@ -585,15 +589,19 @@ class _Elaborator:
                 hint=did_you_mean(scheme, bi.INIT_SCHEMES)
                 or "schemes: " + ", ".join(bi.INIT_SCHEMES),
             )
-        bound = self._bind(stmt.call, bi.INIT_SCHEMES[scheme], {})
+        specs = bi.INIT_SCHEMES[scheme]
+        bound = self._bind(stmt.call, specs, {})
         args = {name: sym.value for name, sym in bound.items()}
+        positional = [a for a in stmt.call.args if a.name is None]
+        spans = {specs[i].name: a.value.span for i, a in enumerate(positional)}
+        spans.update({a.name: a.value.span for a in stmt.call.args if a.name is not None})
         for name, value in args.items():
             choices = bi.INIT_CHOICES.get(name)
             if choices and value not in choices:
-                arg = next(a for a in stmt.call.args if a.name == name or a.name is None)
                 raise SpecError(
-                    f"{name} must be one of {', '.join(choices)}, got '{value}'",
-                    arg.value.span,
+                    f'{name} must be one of {", ".join(choices)}, got "{value}"',
+                    spans[name],
+                    hint=did_you_mean(value, choices),
                 )
         return ir.InitRule(target=stmt.target, scheme=scheme, args=args)
 
