@@ -180,7 +180,7 @@ class _Elaborator:
 
         return ir.Network(
             name=net.name,
-            doc=net.doc,
+            doc="\n\n".join(dict.fromkeys(d for d in (root.doc, net.doc) if d)),
             source=root.path,
             params=decls,
             values=values,
@@ -206,6 +206,13 @@ class _Elaborator:
             check_identifier(p.name, p.span, "parameter")
             if p.name in seen:
                 raise SpecError(f"parameter '{p.name}' is declared twice", p.span)
+            if p.name in self.blocks:  # the generated __init__ would call the parameter
+                raise SpecError(
+                    f"parameter '{p.name}' has the name of block defined at "
+                    f"{self.blocks[p.name].name_span}",
+                    p.span,
+                    hint="choose another name",
+                )
             seen[p.name] = p.span
             if p.type not in PARAM_TYPES:
                 raise SpecError(
@@ -317,6 +324,7 @@ class _Elaborator:
                 in_shape=start.shape,
                 out_shape=tensor.shape,
                 span=_span(span),
+                channels_expr=tensor.channels.expr,
             ),
             tensor,
         )
@@ -356,6 +364,7 @@ class _Elaborator:
             in_shape=tensor.shape,
             out_shape=result.shape,
             span=_span(stmt.span),
+            channels_expr=channels.expr,
         )
         return node, result
 
@@ -423,6 +432,7 @@ class _Elaborator:
             in_shape=tensor.shape,
             out_shape=out_shape,
             span=_span(call.span),
+            channels_expr=channels.expr,
         )
         return node, Tensor(out_shape, channels)
 
@@ -465,6 +475,7 @@ class _Elaborator:
             in_shape=tensor.shape,
             out_shape=out.shape,
             span=_span(call.span),
+            channels_expr=channels.expr,
         )
         return node, Tensor(out.shape, channels)
 

@@ -174,6 +174,7 @@ class _Node(_Frozen):
     in_shape: Shape
     out_shape: Shape
     span: SourceSpan
+    channels_expr: str = ""  # out_shape[0] as an expression in the enclosing scope; "": unknown
 
 
 class Layer(_Node):

@@ -39,7 +39,11 @@ RESERVED = frozenset({"self", "x", "torch", "nn", "F", "in_channels", "outputs",
 
 # Public attributes of the network module netc builds (runtime and generated):
 # a layer of that name would collide with them.
-NETWORK_ATTRIBUTES = frozenset({"aux_weights", "loss"})
+NETWORK_ATTRIBUTES = frozenset({"aux_weights", "loss", "from_training_checkpoint"})
+
+# Module-level names of generated source (compiler/backends/source.py): no
+# block or network class may take one.
+MODULE_NAMES = frozenset({"NamedTuple", "Optional", "Union", "AUX_LOSS_WEIGHTS", "AUX_HEADS", "loss"})
 
 _BUILTINS = frozenset(dir(builtins))
 
@@ -66,6 +70,8 @@ def _problem(name: str, role: Role) -> str | None:
         return "would shadow an nn.Module attribute"
     if role == "layer" and name in NETWORK_ATTRIBUTES:
         return "would shadow an attribute of the network module"
+    if role in ("block", "network") and name in MODULE_NAMES:
+        return "is reserved by netc's generated code"
     return None
 
 

@@ -158,3 +158,4 @@ class SpecFile:
     path: str
     imports: tuple[Import, ...]
     definitions: tuple[BlockDef, ...]
+    doc: str = ""  # the comment that opens the file, when it is not a block's doc comment

@@ -6,6 +6,7 @@ was expected, in words rather than terminal names.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, v_args
@@ -94,7 +95,8 @@ def parse(text: str, path: str) -> ast.SpecFile:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, path) from None
-    return _ToAst(path, _doc_comments(list(_comments))).transform(tree)
+    spec = _ToAst(path, _doc_comments(list(_comments))).transform(tree)
+    return replace(spec, doc=_file_doc(list(_comments), spec))
 
 
 def _doc_comments(comments: list[Token]) -> dict[int, str]:
@@ -109,6 +111,25 @@ def _doc_comments(comments: list[Token]) -> dict[int, str]:
         last_line = token.line
         docs[token.line + 1] = "\n".join(run)
     return docs
+
+
+def _file_doc(comments: list[Token], spec: ast.SpecFile) -> str:
+    """The comment run that opens the file, unless it documents the block right after it."""
+    if not comments:
+        return ""
+    end = comments[0].line
+    lines = [comments[0].value[1:].strip()]
+    for token in comments[1:]:
+        if token.line != end + 1:
+            break
+        lines.append(token.value[1:].strip())
+        end = token.line
+    items = [*(i.span.line for i in spec.imports), *(d.span.line for d in spec.definitions)]
+    if items and comments[0].line > min(items):
+        return ""
+    if any(d.span.line == end + 1 and not d.is_network for d in spec.definitions):
+        return ""
+    return "\n".join(lines)
 
 
 def _syntax_error(err: UnexpectedInput, text: str, path: str) -> SpecError:
