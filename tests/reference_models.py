@@ -226,20 +226,24 @@ class GoogLeNetD2L(nn.Module):
 
     With a 1x1x96x96 input the block outputs are (1,64,24,24), (1,192,12,12),
     (1,480,6,6), (1,832,3,3), (1,1024) and the logits (1,num_classes).
+
+    ``b2_relu=False`` drops the two ReLUs of b2, as the book's MXNet edition
+    (seed 003) does; ``specs/googlenet_d2l.net`` follows that edition.
     """
 
-    def __init__(self, in_channels=1, num_classes=10):
+    def __init__(self, in_channels=1, num_classes=10, b2_relu=True):
         super().__init__()
         self.b1 = nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
+        b2_act = [nn.ReLU()] if b2_relu else []
         self.b2 = nn.Sequential(
             nn.Conv2d(64, 64, kernel_size=1),
-            nn.ReLU(),
+            *b2_act,
             nn.Conv2d(64, 192, kernel_size=3, padding=1),
-            nn.ReLU(),
+            *b2_act,
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
         self.b3 = nn.Sequential(
