@@ -1,0 +1,197 @@
+"""The IR's contract: frozen, JSON round-trips, a pinned JSON Schema, one
+table entry per op kind in every stage, and the layering DESIGN.md asks for.
+
+The schema snapshot lives in ``tests/snapshots/ir_schema.json``; after a
+deliberate change to the IR, refresh it with
+
+    NETC_UPDATE_SNAPSHOTS=1 python3 -m pytest tests/test_ir.py
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pydantic
+import pytest
+import torch.nn as nn
+
+import compiler
+from compiler import builtins, ir, shapes
+from compiler.backends import runtime
+from compiler.names import MODULE_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.net"))
+SNAPSHOT = Path(__file__).parent / "snapshots" / "ir_schema.json"
+
+
+@pytest.fixture(scope="module")
+def networks() -> list[ir.Network]:
+    nets = [compiler.load(path) for path in SPECS]
+    nets.append(compiler.load(ROOT / "specs/googlenet_torchvision.net", transform_input=True))
+    return nets
+
+
+# -- frozen, JSON --------------------------------------------------------------------
+
+
+def test_ir_is_frozen(networks):
+    net = networks[0]
+    with pytest.raises(pydantic.ValidationError):
+        net.name = "Other"
+    node = net.body[0]
+    with pytest.raises(pydantic.ValidationError):
+        node.out_shape = (1, 1, 1)
+    layer = next(layer for _, layer in ir.layers(net.body))
+    with pytest.raises(pydantic.ValidationError):
+        layer.op.out_channels = 1
+    assert isinstance(net.body, tuple) and isinstance(net.input_shape, tuple)
+    renamed = net.model_copy(update={"name": "Other"})
+    assert (renamed.name, net.name) == ("Other", networks[0].name)
+
+
+def test_ir_rejects_unknown_fields_and_ops():
+    conv = {"op": "conv", "in_channels": 3, "out_channels": 8, "kernel_size": (3, 3)}
+    assert ir.Conv.model_validate(conv).stride == (1, 1)
+    with pytest.raises(pydantic.ValidationError):
+        ir.Conv.model_validate({**conv, "kernel": 3})
+    with pytest.raises(pydantic.ValidationError, match="does not match any of the expected tags"):
+        pydantic.TypeAdapter(ir.Op).validate_python({"op": "conv3d"})
+
+
+def test_json_round_trip(networks):
+    for net in networks:
+        text = net.model_dump_json()
+        again = ir.Network.model_validate_json(text)
+        assert again == net
+        assert again.model_dump_json() == text
+        json.loads(text)  # plain JSON
+
+
+def test_schema_snapshot():
+    schema = json.dumps(ir.Network.model_json_schema(), indent=2, sort_keys=True) + "\n"
+    if os.environ.get("NETC_UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(schema, encoding="utf-8")
+    assert SNAPSHOT.exists(), "no snapshot yet: run with NETC_UPDATE_SNAPSHOTS=1"
+    assert schema == SNAPSHOT.read_text(encoding="utf-8"), (
+        "the IR's JSON Schema changed: if that is deliberate, "
+        "refresh tests/snapshots/ir_schema.json with NETC_UPDATE_SNAPSHOTS=1"
+    )
+
+
+# -- one entry per op kind, everywhere ---------------------------------------------------
+
+
+def op_classes() -> dict[str, type]:
+    union = typing.get_args(typing.get_args(ir.Op)[0])
+    return {typing.get_args(cls.model_fields["op"].annotation)[0]: cls for cls in union}
+
+
+def test_op_kinds_are_the_op_union():
+    assert set(op_classes()) == set(ir.OP_KINDS)
+    assert len(ir.OP_KINDS) == len(set(ir.OP_KINDS))
+    assert ir.STATEFUL_OPS <= set(ir.OP_KINDS)
+
+
+@pytest.mark.parametrize("kind", ir.OP_KINDS)
+def test_every_op_kind_has_a_shape_rule(kind):
+    assert kind in shapes.RULES
+
+
+@pytest.mark.parametrize("kind", ir.OP_KINDS)
+def test_every_op_kind_has_a_runtime_module(kind):
+    assert kind in runtime.MODULES
+    if kind not in ir.STATEFUL_OPS:  # weightless: may run unnamed, as a functional call
+        assert kind in runtime.FUNCTIONS
+
+
+# Ops that passes make for deploy builds: no spec writes them.
+DEPLOY_ONLY = {"fused_conv"}
+
+
+@pytest.mark.parametrize("kind", ir.OP_KINDS)
+def test_every_spec_op_kind_is_a_builtin(kind):
+    if kind in DEPLOY_ONLY:
+        pytest.skip("made by compiler.passes, not written in specs")
+    cls = op_classes()[kind]
+    assert any(b.op is cls for b in builtins.BUILTINS.values())
+
+
+def test_builtins_name_real_op_fields():
+    for name, spec in builtins.BUILTINS.items():
+        fields = set(spec.op.model_fields) - {"op"}
+        declared = {a.name for a in spec.args} | set(spec.inferred) | set(spec.fixed)
+        assert declared == fields, name
+        assert spec.produces is None or spec.produces in declared
+
+
+def test_no_stray_table_entries():
+    kinds = set(ir.OP_KINDS)
+    assert set(shapes.RULES) <= kinds
+    assert set(runtime.MODULES) <= kinds
+    assert set(runtime.FUNCTIONS) <= kinds
+
+
+# -- names ---------------------------------------------------------------------------------
+
+
+def test_module_attributes_follow_torch():
+    public = {name for name in dir(nn.Module) if not name.startswith("_")}
+    assert MODULE_ATTRIBUTES == public | {"training"}
+
+
+# -- the grammar -------------------------------------------------------------------------------
+
+
+def test_grammar_is_conflict_free():
+    """strict=True: a shift/reduce conflict or colliding terminals raise here."""
+    from dsl.parser import _parser
+
+    parser = _parser(strict=True)
+    assert parser.options.parser == "lalr"
+    tree = parser.parse((ROOT / "specs/googlenet_v1.net").read_text(encoding="utf-8"))
+    assert tree.data == "start"
+
+
+# -- layering ------------------------------------------------------------------------------------
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_dsl_never_imports_compiler():
+    for path in (ROOT / "dsl").glob("*.py"):
+        assert "compiler" not in imported_modules(path), path.name
+
+
+@pytest.mark.parametrize("name", ["ir", "shapes", "builtins", "symbolic", "elaborate", "names"])
+def test_middle_end_imports_no_torch_lark_or_jinja(name):
+    assert not {"torch", "lark", "jinja2"} & imported_modules(ROOT / "compiler" / f"{name}.py")
+
+
+def test_ir_module_alone_pulls_in_nothing_heavy():
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('netc_ir', 'compiler/ir.py')\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['netc_ir'] = module\n"
+        "spec.loader.exec_module(module)\n"
+        "print(sorted({'torch', 'lark', 'jinja2', 'dsl', 'compiler'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
