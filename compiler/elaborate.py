@@ -156,11 +156,18 @@ class _Elaborator:
                     net.name_span,
                     hint="add `input 3x224x224` (channels x height x width) to its body",
                 )
-            input_shape = inputs[0].shape
+            input_shape, input_span = inputs[0].shape, inputs[0].span
+        # An input given from outside (no span) is blamed on the caller, not the spec.
+        if len(input_shape) != 3 or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in input_shape
+        ):
+            raise SpecError(
+                f"input shape must be (channels, height, width), got {tuple(input_shape)}",
+                input_span,
+            )
         if min(input_shape) < 1:
             raise SpecError(
-                f"input {shapes.show(input_shape)} has an empty dimension",
-                input_span or inputs[0].span,
+                f"input {shapes.show(input_shape)} has an empty dimension", input_span
             )
 
         self.guards: dict[str, bool] = {}

@@ -1126,6 +1126,32 @@ def test_python_api_overrides(tmp_path, monkeypatch):
     )
 
 
+
+def test_python_api_input_shape(tmp_path, monkeypatch):
+    files = {"spec.net": "network N() {\n    flatten\n}\n"}  # no input statement
+    write(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    for shape, message in [
+        ((3, 0, 8), "netc: error: input 3x0x8 has an empty dimension"),
+        ((3, 8), "netc: error: input shape must be (channels, height, width), got (3, 8)"),
+    ]:
+        with pytest.raises(SpecError) as info:
+            compiler.load("spec.net", shape)
+        assert info.value.render() == message
+    assert compiler.load("spec.net", (2, 3, 4)).out_shape == (24,)
+
+
+def test_empty_input_statement(tmp_path, monkeypatch):
+    files = {"spec.net": "network N() {\n    input 0x8x8\n}\n"}
+    assert error_of(tmp_path, monkeypatch, files) == expected(
+        """
+        spec.net:2:5: error: input 0x8x8 has an empty dimension
+            2 |     input 0x8x8
+              |     ^^^^^^^^^^^
+        """
+    )
+
+
 # -- through the command line ---------------------------------------------------------
 
 SPEC = """
