@@ -128,6 +128,59 @@ class ScaleShift(_Frozen):
     shift: tuple[float, ...]
 
 
+# -- deploy-only ops: made by compiler.passes, never written in a spec ---------
+
+
+class ConvSource(_Frozen):
+    """Where one slice of a deploy convolution's weights comes from in a training
+    checkpoint (the ``state_dict`` of the unoptimised model).
+
+    ``conv`` is the training convolution's module path: ``{conv}.weight`` (and
+    ``{conv}.bias`` where ``bias``) give ``out_channels`` consecutive output
+    channels of the deploy weight. ``bn``, when set, is the module path of the
+    batch norm folded into it (``{bn}.weight``, ``.bias``, ``.running_mean``,
+    ``.running_var``; ``.num_batches_tracked`` is not used), with its ``eps``::
+
+        scale = bn.weight / sqrt(bn.running_var + eps)
+        weight = conv.weight * scale[:, None, None, None]
+        bias = (conv.bias - bn.running_mean) * scale + bn.bias   # conv.bias: 0 if none
+    """
+
+    conv: str
+    out_channels: int
+    bias: bool = True
+    bn: str | None = None
+    eps: float = 1e-5
+
+
+class FusedConv(_Frozen):
+    """A deploy convolution made of training-time ones, its ReLU in the call.
+
+    Its weight (bias) is its ``sources``' weights (biases), each transformed as
+    ``ConvSource`` says, concatenated along output channels in order: one source
+    for a folded batch norm or a fused ReLU, several for sibling 1x1
+    convolutions fused horizontally (``Fork``). ``bias`` is false only when no
+    source has a bias or a batch norm. ``relu``: ReLU is applied to the output.
+    """
+
+    op: Literal["fused_conv"] = "fused_conv"
+    in_channels: int
+    out_channels: int
+    kernel_size: Pair
+    stride: Pair = (1, 1)
+    padding: Pair | Literal["same"] = (0, 0)
+    dilation: Pair = (1, 1)
+    groups: int = 1
+    bias: bool = True
+    relu: bool = False
+    sources: tuple[ConvSource, ...]
+
+    @property
+    def split(self) -> tuple[int, ...]:
+        """The output channels of each source, in order (``torch.split`` sizes)."""
+        return tuple(s.out_channels for s in self.sources)
+
+
 Op = Annotated[
     Union[
         Conv,
@@ -143,6 +196,7 @@ Op = Annotated[
         Linear,
         Softmax,
         ScaleShift,
+        FusedConv,
     ],
     Field(discriminator="op"),
 ]
@@ -161,9 +215,10 @@ OP_KINDS: tuple[str, ...] = (
     "linear",
     "softmax",
     "scale_shift",
+    "fused_conv",
 )
 
-STATEFUL_OPS = frozenset({"conv", "batchnorm", "linear"})
+STATEFUL_OPS = frozenset({"conv", "batchnorm", "linear", "fused_conv"})
 
 
 # -- graph nodes ----------------------------------------------------------------
@@ -211,7 +266,32 @@ class Concat(_Node):
     branches: tuple[Node, ...]
 
 
-Node = Annotated[Union[Layer, Seq, Block, Concat], Field(discriminator="kind")]
+class ForkBranch(_Frozen):
+    """One branch of a ``Fork``: what it reads, and what runs on that."""
+
+    name: str  # the branch's name in the spec
+    piece: int | None  # the piece of the fork's head output it reads; None: the fork's input
+    node: Node | None  # runs on what it reads; None: what it reads is its output
+
+
+class Fork(_Node):
+    """Deploy builds: a ``Concat`` whose branches began with sibling 1x1
+    convolutions on its input, now one convolution, ``head`` (a ``FusedConv``).
+
+    The head runs once on the input; its output is split along channels into
+    ``head.op.split`` pieces; piece ``i`` is the input of the branch with
+    ``piece == i`` (what remains of that branch, ``node``, runs on it). Other
+    branches read the fork's input. The branches' outputs are joined along
+    channels in order, as the concat's were. Like a concat, a fork is no
+    module: its head and branches are attributes of the enclosing block.
+    """
+
+    kind: Literal["fork"] = "fork"
+    head: Layer
+    branches: tuple[ForkBranch, ...]
+
+
+Node = Annotated[Union[Layer, Seq, Block, Concat, Fork], Field(discriminator="kind")]
 
 
 class Aux(_Frozen):
@@ -260,6 +340,10 @@ class Network(_Frozen):
     blocks: dict[str, BlockDecl] = {}
     out_shape: Shape
     span: SourceSpan
+    # Set by compiler.passes for deploy builds:
+    passes: tuple[str, ...] = ()  # the passes applied, in order
+    dropped_aux: tuple[str, ...] = ()  # aux heads removed: their checkpoint keys are ignored
+    memory_format: Literal["contiguous_format", "channels_last"] = "contiguous_format"
 
     def active_aux(self) -> tuple[Aux, ...]:
         return tuple(a for a in self.aux if self.enabled(a.guard))
@@ -278,6 +362,8 @@ def children(node: Node) -> tuple[Node, ...]:
         return node.body
     if isinstance(node, Concat):
         return node.branches
+    if isinstance(node, Fork):
+        return (node.head, *(b.node for b in node.branches if b.node is not None))
     return ()
 
 
@@ -288,11 +374,11 @@ def join(prefix: str, name: str | None) -> str:
 def walk(nodes: tuple[Node, ...], prefix: str = "", depth: int = 0) -> Iterator[tuple[str, Node, int]]:
     """Every node under ``nodes``, parents first, with its dotted module path.
 
-    A concat is no module: its branches live on the enclosing block, so they
-    keep the concat's prefix. Functional layers (no name) share their parent's path.
+    A concat (or fork) is no module: its branches live on the enclosing block,
+    so they keep the concat's prefix. Functional layers (no name) share their parent's path.
     """
     for node in nodes:
-        path = prefix if isinstance(node, Concat) else join(prefix, node.name)
+        path = prefix if isinstance(node, (Concat, Fork)) else join(prefix, node.name)
         yield path, node, depth
         yield from walk(children(node), path, depth + 1)
 
@@ -314,5 +400,7 @@ def total_macs(nodes: tuple[Node, ...]) -> int:
 Seq.model_rebuild()
 Block.model_rebuild()
 Concat.model_rebuild()
+ForkBranch.model_rebuild()
+Fork.model_rebuild()
 Aux.model_rebuild()
 Network.model_rebuild()

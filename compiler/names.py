@@ -39,7 +39,9 @@ RESERVED = frozenset({"self", "x", "torch", "nn", "F", "in_channels", "outputs",
 
 # Public attributes of the network module netc builds (runtime and generated):
 # a layer of that name would collide with them.
-NETWORK_ATTRIBUTES = frozenset({"aux_weights", "loss", "from_training_checkpoint"})
+NETWORK_ATTRIBUTES = frozenset(
+    {"aux_weights", "loss", "from_training_checkpoint", "load_training_checkpoint"}
+)
 
 # Module-level names of generated source (compiler/backends/source.py): no
 # block or network class may take one.

@@ -175,6 +175,12 @@ RULES: dict[str, Rule] = {
     ),
     "softmax": Rule(_softmax),
     "scale_shift": Rule(_scale_shift),
+    # deploy only (compiler.passes): a convolution, whatever was folded into it
+    "fused_conv": Rule(
+        _conv,
+        params=lambda op: _conv_weights(op) + (op.out_channels if op.bias else 0),
+        macs=lambda op, out: _conv_weights(op) * out[1] * out[2],
+    ),
 }
 
 

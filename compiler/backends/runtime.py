@@ -11,8 +11,8 @@ heads at all.
 from __future__ import annotations
 
 import math
-from collections import namedtuple
-from collections.abc import Callable
+from collections import OrderedDict, namedtuple
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -31,6 +31,74 @@ class ScaleShift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale + self.shift
+
+
+def _plain_tensors_only(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a real CPU float tensor in inference (no autograd, no tracing,
+    compiling or exporting): the case for oneDNN's private fused kernels."""
+    return (
+        _MKLDNN_CONV
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 4
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
+
+
+_MKLDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(
+    torch.ops.mkldnn, "_convolution_pointwise"
+)
+
+
+class FusedConv2d(nn.Conv2d):
+    """A deploy convolution (``ir.FusedConv``): batch norm folded in, sibling
+    convolutions stacked, ReLU applied in the call.
+
+    On CPU in inference it runs oneDNN's fused convolution+ReLU kernel (the one
+    ``torch.compile`` uses) on a weight reordered once for oneDNN and cached
+    until the weight changes; otherwise, and under tracing, compiling or
+    export, a plain convolution and an in-place ReLU.
+    """
+
+    def __init__(self, op: ir.FusedConv):
+        super().__init__(
+            op.in_channels,
+            op.out_channels,
+            op.kernel_size,
+            stride=op.stride,
+            padding=op.padding,
+            dilation=op.dilation,
+            groups=op.groups,
+            bias=op.bias,
+        )
+        self.relu = op.relu
+        self._packed: tuple[tuple, torch.Tensor] | None = None
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (", relu=True" if self.relu else "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.padding, tuple) and _plain_tensors_only(x):
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self._mkldnn_weight(x), self.bias, self.padding, self.stride,
+                self.dilation, self.groups, "relu" if self.relu else "none", [], "",
+            )
+        y = self._conv_forward(x, self.weight, self.bias)
+        return F.relu(y, inplace=True) if self.relu else y
+
+    def _mkldnn_weight(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        key = (w.data_ptr(), w._version, tuple(x.shape[1:]))
+        if self._packed is None or self._packed[0] != key:
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
+                w.detach().contiguous().to_mkldnn(), self.padding, self.stride,
+                self.dilation, self.groups, x.shape,
+            )
+            self._packed = (key, packed)
+        return self._packed[1]
 
 
 # One entry per op kind: the module a named layer becomes.
@@ -65,6 +133,7 @@ MODULES: dict[str, Callable[..., nn.Module]] = {
     "linear": lambda op: nn.Linear(op.in_features, op.out_features, bias=op.bias),
     "softmax": lambda op: nn.Softmax(op.dim),
     "scale_shift": lambda op: ScaleShift(op.scale, op.shift),
+    "fused_conv": FusedConv2d,
 }
 
 # The same, as a functional call, for unnamed (weightless) layers.
@@ -91,8 +160,9 @@ FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
 def build_node(node: ir.Node, enabled: Callable[[str | None], bool]) -> nn.Module:
     if isinstance(node, ir.Layer):
         return MODULES[node.op.op](node.op)
-    if isinstance(node, ir.Seq):
-        return nn.Sequential(*(build_node(item, enabled) for item in node.items))
+    if isinstance(node, ir.Seq):  # items keep their names: passes may remove some
+        items = OrderedDict((item.name, build_node(item, enabled)) for item in node.items)
+        return nn.Sequential(items)
     if isinstance(node, ir.Block):
         return BlockModule(node.body, enabled, node.block)
     raise TypeError(f"a {node.kind} node is built by its enclosing block")
@@ -113,6 +183,13 @@ class BlockModule(nn.Module):
                 for branch in node.branches:
                     self.add_module(branch.name, build_node(branch, enabled))
                 self._steps.append(("concat", tuple(b.name for b in node.branches)))
+            elif isinstance(node, ir.Fork):
+                self.add_module(node.head.name, build_node(node.head, enabled))
+                for branch in node.branches:
+                    if branch.node is not None:
+                        self.add_module(branch.name, build_node(branch.node, enabled))
+                reads = tuple((b.piece, b.node and b.name) for b in node.branches)
+                self._steps.append(("fork", (node.head.name, node.head.op.split, reads)))
             elif node.name is None:
                 self._steps.append(("call", node.op))
             else:
@@ -127,6 +204,14 @@ class BlockModule(nn.Module):
             return self._modules[what](x)
         if kind == "concat":
             return torch.cat([self._modules[name](x) for name in what], 1)
+        if kind == "fork":
+            head, split, reads = what
+            pieces = torch.split(self._modules[head](x), split, 1)
+            outputs = []
+            for piece, name in reads:
+                y = x if piece is None else pieces[piece]
+                outputs.append(y if name is None else self._modules[name](y))
+            return torch.cat(outputs, 1)
         return FUNCTIONS[what.op](what, x, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,8 +233,15 @@ class NetworkModule(BlockModule):
             self.add_module(head.name, build_node(head.head, net.enabled))
             self._taps.setdefault(head.tap, []).append(head.name)
         self._outputs = namedtuple(f"{net.name}Outputs", ["main", *self.aux_weights])
+        self._ir = net
+        self._deploy = deploy
+        self._channels_last = net.memory_format == "channels_last"
+        if self._channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor):
+        if self._channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         aux: dict[str, torch.Tensor] = {}
         for kind, what in self._steps:
             x = self._step(kind, what, x)
@@ -160,6 +252,15 @@ class NetworkModule(BlockModule):
             return self._outputs(x, **aux)
         return x
 
+    def load_training_checkpoint(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+        """Load a training checkpoint (the unoptimised model's ``state_dict``):
+        batch norms are folded and sibling convolutions stacked as the IR's
+        ``FusedConv`` sources say. The aux heads' keys are dropped, and
+        returned; any other key left over or missing is an error."""
+        converted, dropped = training_to_deploy(self._ir, state_dict, drop_aux=self._deploy)
+        self.load_state_dict(converted, strict=True)
+        return dropped
+
     def loss(self, outputs, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of the main output plus each aux head's, times its weight."""
         if isinstance(outputs, torch.Tensor):
@@ -168,6 +269,80 @@ class NetworkModule(BlockModule):
         for name, weight in self.aux_weights.items():
             total = total + weight * F.cross_entropy(getattr(outputs, name), target)
         return total
+
+
+class CheckpointError(KeyError):
+    """A training checkpoint that does not fit the network: keys missing or left over."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def training_to_deploy(
+    net: ir.Network, state_dict: Mapping[str, torch.Tensor], drop_aux: bool = True
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A training checkpoint as the state_dict of ``net``'s module, and the aux
+    heads' keys dropped (those of ``net.dropped_aux``, and of every aux head
+    when ``drop_aux``). Each ``fused_conv`` takes its weight and bias from its
+    ``ir.ConvSource`` list; every other layer keeps its keys."""
+    left = dict(state_dict)
+    heads = {*net.dropped_aux, *(a.name for a in net.aux if drop_aux)}
+    dropped = [key for key in left if key.split(".", 1)[0] in heads]
+    for key in dropped:
+        del left[key]
+    missing: list[str] = []
+
+    def take(key: str) -> torch.Tensor | None:
+        if key not in left:
+            missing.append(key)
+            return None
+        return left.pop(key)
+
+    take.skip = lambda key: left.pop(key, None)
+
+    out: dict[str, torch.Tensor] = {}
+    layers = [*ir.layers(net.body)]
+    if not drop_aux:
+        layers += [pair for a in net.active_aux() for pair in ir.layers((a.head,))]
+    for path, layer in layers:
+        if isinstance(layer.op, ir.FusedConv):
+            fused = [_fold(source, take) for source in layer.op.sources]
+            if all(f is not None for f in fused):
+                out[f"{path}.weight"] = torch.cat([w for w, _ in fused])
+                if layer.op.bias:
+                    out[f"{path}.bias"] = torch.cat([b for _, b in fused])
+        elif layer.op.op in ir.STATEFUL_OPS:
+            for key in [k for k in left if k.rpartition(".")[0] == path]:
+                out[key] = left.pop(key)
+    if missing or left:
+        parts = []
+        if missing:
+            parts.append("missing keys: " + ", ".join(missing))
+        if left:
+            parts.append("unexpected keys: " + ", ".join(left))
+        raise CheckpointError(f"the checkpoint does not fit {net.name}: " + "; ".join(parts))
+    return out, dropped
+
+
+def _fold(source: ir.ConvSource, take) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """One source's weight and bias, its batch norm folded in (in float64, then
+    back to the checkpoint's dtype)."""
+    weight = take(f"{source.conv}.weight")
+    bias = take(f"{source.conv}.bias") if source.bias else None
+    if source.bn is not None:
+        stats = ("weight", "bias", "running_mean", "running_var")
+        bn = {k: take(f"{source.bn}.{k}") for k in stats}
+        take.skip(f"{source.bn}.num_batches_tracked")  # a training statistic, if there
+    if weight is None or (source.bn is not None and any(v is None for v in bn.values())):
+        return None
+    dtype = weight.dtype
+    w = weight.double()
+    b = bias.double() if bias is not None else w.new_zeros(source.out_channels)
+    if source.bn is not None:
+        scale = bn["weight"].double() / torch.sqrt(bn["running_var"].double() + source.eps)
+        w = w * scale.view(-1, 1, 1, 1)
+        b = (b - bn["running_mean"].double()) * scale + bn["bias"].double()
+    return w.to(dtype), b.to(dtype)
 
 
 _SCHEMES: dict[str, Callable[..., object]] = {

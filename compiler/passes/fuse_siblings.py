@@ -1,0 +1,142 @@
+"""Horizontal fusion: sibling 1x1 convolutions reading the same tensor become one.
+
+In an Inception block, branch 1, the 3x3 reduction and the 5x5 reduction are
+1x1 convolutions of the block's input: one convolution with their weights
+stacked along output channels does the same work in one pass over the input,
+and its output is split back into the three pieces (TensorRT does this for
+exactly this block). The concat becomes a ``Fork``: its ``head`` is the fused
+convolution, named after the branches it serves (``branch1_branch2_branch3``),
+each served branch loses its first layer and reads its piece instead.
+
+A branch qualifies when its first layer (looking into chains and blocks) is a
+``conv`` or ``fused_conv`` with a 1x1 kernel, stride 1, no padding,
+dilation 1, one group and one source. Siblings fuse when there are at least
+two of them and they agree on the ReLU. Run after ``fold_bn`` and
+``fuse_relu`` so that the batch norms and ReLUs travel inside the head.
+"""
+
+from __future__ import annotations
+
+from compiler import ir
+from compiler.passes.rewrite import Nodes, as_fused, is_layer, rewrite_network, with_op
+
+
+def _pointwise(layer: ir.Layer) -> bool:
+    op = layer.op
+    return (
+        op.kernel_size == (1, 1)
+        and op.stride == (1, 1)
+        and op.padding in ((0, 0), "same")
+        and op.dilation == (1, 1)
+        and op.groups == 1
+        and (op.op == "conv" or len(op.sources) == 1)
+    )
+
+
+def split_first(node: ir.Node, prefix: str) -> tuple[ir.Layer, str, ir.Node | None, str] | None:
+    """The first layer of a branch, its module path, what remains of the branch
+    without it (None: nothing), and the layer's output channels as an
+    expression in the branch's scope ("": unknown). None when the branch
+    starts otherwise."""
+    if isinstance(node, ir.Layer):
+        return node, ir.join(prefix, node.name), None, node.channels_expr
+    if not isinstance(node, (ir.Seq, ir.Block)):
+        return None
+    items = node.items if isinstance(node, ir.Seq) else node.body
+    found = split_first(items[0], ir.join(prefix, node.name)) if items else None
+    if found is None:
+        return None
+    layer, path, rest, expr = found
+    remaining = ((rest,) if rest is not None else ()) + items[1:]
+    if isinstance(node, ir.Block):  # leave the block's scope
+        expr = node.channels_expr if not remaining else expr if expr.isdigit() else ""
+    if not remaining:
+        return layer, path, None, expr
+    update: dict = {"in_shape": layer.out_shape}
+    if isinstance(node, ir.Seq):
+        update["items"] = remaining
+    else:
+        update["body"] = remaining
+        update["in_channels_expr"] = expr
+    return layer, path, node.model_copy(update=update), expr
+
+
+def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.Fork | None:
+    firsts = {}
+    for index, branch in enumerate(concat.branches):
+        found = split_first(branch, prefix)
+        if found and is_layer(found[0], "conv", "fused_conv") and _pointwise(found[0]):
+            firsts[index] = found
+    groups: dict[bool, list[int]] = {}
+    for index, (layer, *_) in firsts.items():
+        groups.setdefault(bool(getattr(layer.op, "relu", False)), []).append(index)
+    members = max(groups.values(), key=len, default=[])
+    if len(members) < 2:
+        return None
+
+    ops = [as_fused(firsts[i][0], firsts[i][1]) for i in members]
+    exprs = [firsts[i][3] for i in members]
+    out_expr = " + ".join(exprs) if all(exprs) else ""
+    name = "_".join(concat.branches[i].name for i in members)
+    while name in taken:
+        name += "_fused"
+    head_op = ops[0].model_copy(
+        update={
+            "out_channels": sum(op.out_channels for op in ops),
+            "bias": any(op.bias for op in ops),
+            "sources": tuple(s for op in ops for s in op.sources),
+        }
+    )
+    head = ir.Layer(
+        name=name,
+        op=head_op,
+        exprs={k: v for k, v in (("in_channels", in_expr), ("out_channels", out_expr)) if v},
+        params=0,
+        macs=0,
+        in_shape=concat.in_shape,
+        out_shape=(head_op.out_channels, *concat.in_shape[1:]),
+        span=concat.span,
+        channels_expr=out_expr,
+    )
+    head = with_op(head, head_op)
+    branches = []
+    for index, branch in enumerate(concat.branches):
+        if index in members:
+            piece, rest = members.index(index), firsts[index][2]
+            branches.append(ir.ForkBranch(name=branch.name, piece=piece, node=rest))
+        else:
+            branches.append(ir.ForkBranch(name=branch.name, piece=None, node=branch))
+    return ir.Fork(
+        name=None,
+        head=head,
+        branches=tuple(branches),
+        in_shape=concat.in_shape,
+        out_shape=concat.out_shape,
+        span=concat.span,
+        channels_expr=concat.channels_expr,
+    )
+
+
+def fuse_siblings(net: ir.Network) -> ir.Network:
+    def sequence(nodes: Nodes, prefix: str) -> Nodes:
+        taken = {n.name for n in nodes if n.name} | {
+            b.name for n in nodes if isinstance(n, ir.Concat) for b in n.branches
+        }
+        out = []
+        for index, node in enumerate(nodes):
+            fork = None
+            if isinstance(node, ir.Concat):
+                # Its input's channel count, in this scope: a concat is a statement of a
+                # block body (whose input is in_channels) or of the network body.
+                in_expr = (
+                    nodes[index - 1].channels_expr
+                    if index
+                    else ("in_channels" if prefix else str(net.input_shape[0]))
+                )
+                fork = _fork(node, prefix, in_expr, taken)
+            if fork is not None:
+                taken.add(fork.head.name)
+            out.append(fork or node)
+        return tuple(out)
+
+    return rewrite_network(net, sequence, "fuse_siblings")

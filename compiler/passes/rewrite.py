@@ -1,0 +1,147 @@
+"""What the passes share: a bottom-up rewriter of node sequences, fused-layer
+construction, and a consistency check of a rewritten network.
+
+A *sequence* is a list of nodes run one after the other: the network body, a
+block body, the items of a named chain. Passes that fuse neighbours (a conv
+and its batch norm, a conv and its ReLU) are functions of one sequence and its
+module path; ``rewrite`` applies such a function to every sequence, innermost
+first. Removing an item from a chain keeps the names of the others, so every
+node that survives a pass keeps its module path, and with it its
+``state_dict`` keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from compiler import ir, shapes
+
+Nodes = tuple[ir.Node, ...]
+SequenceFn = Callable[[Nodes, str], Nodes]
+
+
+def rewrite(nodes: Nodes, prefix: str, fn: SequenceFn) -> Nodes:
+    """``fn`` applied to every sequence under ``nodes`` (children first), then to ``nodes``."""
+    return fn(tuple(rewrite_node(node, prefix, fn) for node in nodes), prefix)
+
+
+def rewrite_node(node: ir.Node, prefix: str, fn: SequenceFn) -> ir.Node:
+    """``node`` with ``fn`` applied to every sequence inside it."""
+    if isinstance(node, ir.Seq):
+        return node.model_copy(
+            update={"items": rewrite(node.items, ir.join(prefix, node.name), fn)}
+        )
+    if isinstance(node, ir.Block):
+        return node.model_copy(update={"body": rewrite(node.body, ir.join(prefix, node.name), fn)})
+    if isinstance(node, ir.Concat):
+        return node.model_copy(
+            update={"branches": tuple(rewrite_node(b, prefix, fn) for b in node.branches)}
+        )
+    if isinstance(node, ir.Fork):
+        branches = tuple(
+            b if b.node is None else b.model_copy(update={"node": rewrite_node(b.node, prefix, fn)})
+            for b in node.branches
+        )
+        return node.model_copy(update={"branches": branches})
+    return node
+
+
+def rewrite_network(net: ir.Network, fn: SequenceFn, name: str) -> ir.Network:
+    """The network with ``fn`` applied to every sequence of its body, and ``name``
+    recorded among its passes. Aux heads are rewritten too (they run in training)."""
+    aux = tuple(a.model_copy(update={"head": rewrite_node(a.head, "", fn)}) for a in net.aux)
+    return net.model_copy(
+        update={"body": rewrite(net.body, "", fn), "aux": aux, "passes": (*net.passes, name)}
+    )
+
+
+def is_layer(node: ir.Node, *ops: str) -> bool:
+    return isinstance(node, ir.Layer) and node.guard is None and node.op.op in ops
+
+
+def as_fused(layer: ir.Layer, path: str) -> ir.FusedConv:
+    """A conv layer (plain or already fused) as a ``FusedConv`` op; ``path`` is its module path."""
+    op = layer.op
+    if isinstance(op, ir.FusedConv):
+        return op
+    fields = op.model_dump(exclude={"op"})
+    source = ir.ConvSource(conv=path, out_channels=op.out_channels, bias=op.bias)
+    return ir.FusedConv(**fields, sources=(source,))
+
+
+def with_op(layer: ir.Layer, op) -> ir.Layer:
+    """``layer`` with a new op: parameters and MACs recomputed, the shape checked.
+    Expressions of fields whose value changed are dropped."""
+    out_shape, params, macs = shapes.infer(op, layer.in_shape)
+    if out_shape != layer.out_shape:
+        raise ValueError(
+            f"{op.op} changes the shape of '{layer.name}': {out_shape} vs {layer.out_shape}"
+        )
+    exprs = {
+        k: v for k, v in layer.exprs.items() if getattr(op, k, None) == getattr(layer.op, k, None)
+    }
+    return layer.model_copy(update={"op": op, "params": params, "macs": macs, "exprs": exprs})
+
+
+def taps(net: ir.Network) -> frozenset[str]:
+    """Top-level names aux heads read: fusing them away would change what the heads see."""
+    return frozenset(a.tap for a in net.aux)
+
+
+# -- checking -------------------------------------------------------------------------------------
+
+
+def verify(net: ir.Network) -> None:
+    """Check that every node's shapes, parameters and MACs agree with shape
+    inference and with its neighbours; a failure is a bug in a pass."""
+    out = _verify_sequence(net.body, net.input_shape, net.enabled, "")
+    if out != net.out_shape:
+        raise ValueError(f"the body gives {out}, the network says {net.out_shape}")
+
+
+def _verify_sequence(nodes: Nodes, shape: ir.Shape, enabled, where: str) -> ir.Shape:
+    for node in nodes:
+        if isinstance(node, ir.Layer) and not enabled(node.guard):
+            continue
+        shape = _verify_node(node, shape, enabled, where)
+    return shape
+
+
+def _verify_node(node: ir.Node, shape: ir.Shape, enabled, where: str) -> ir.Shape:
+    here = ir.join(where, node.name) if node.name else where
+    if node.in_shape != shape:
+        raise ValueError(f"{here or 'network'}: input {node.in_shape}, but it is given {shape}")
+    if isinstance(node, ir.Layer):
+        out, params, macs = shapes.infer(node.op, shape)
+        if (out, params, macs) != (node.out_shape, node.params, node.macs):
+            raise ValueError(
+                f"{here}: recorded {node.out_shape}, {node.params} params, {node.macs} MACs; "
+                f"inferred {out}, {params}, {macs}"
+            )
+        return out
+    if isinstance(node, ir.Seq):
+        out = _verify_sequence(node.items, shape, enabled, here)
+    elif isinstance(node, ir.Block):
+        out = _verify_sequence(node.body, shape, enabled, here)
+    elif isinstance(node, ir.Concat):
+        outs = [_verify_node(b, shape, enabled, where) for b in node.branches]
+        out = _joined(outs, here)
+    else:
+        head = _verify_node(node.head, shape, enabled, where)
+        split = node.head.op.split
+        if sum(split) != head[0]:
+            raise ValueError(f"{here}: head split {split} does not add up to {head[0]} channels")
+        outs = []
+        for b in node.branches:
+            given = shape if b.piece is None else (split[b.piece], *head[1:])
+            outs.append(given if b.node is None else _verify_node(b.node, given, enabled, where))
+        out = _joined(outs, here)
+    if out != node.out_shape:
+        raise ValueError(f"{here or 'network'}: output {node.out_shape}, but its body gives {out}")
+    return out
+
+
+def _joined(outs: list[ir.Shape], where: str) -> ir.Shape:
+    if any(o[1:] != outs[0][1:] for o in outs):
+        raise ValueError(f"{where}: branches disagree on height x width: {outs}")
+    return (sum(o[0] for o in outs), *outs[0][1:])
