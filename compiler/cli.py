@@ -111,14 +111,52 @@ def check(spec: str, sets: tuple[str, ...], input_text: str | None) -> None:
     )
 
 
+def pass_options(command):
+    """``--deploy`` and one ``--no-<pass>`` switch per deploy pass (compiler.passes).
+
+    The command receives ``deploy`` and ``passes_off`` (the names switched off);
+    ``deploy_network`` turns them into the network to use."""
+    from compiler.passes import DESCRIPTIONS
+
+    for name in reversed(DESCRIPTIONS):
+        flag = name.replace("_", "-")
+        command = click.option(
+            f"--no-{flag}", f"no_{name}", is_flag=True, help=f"Deploy: do not {DESCRIPTIONS[name]}."
+        )(command)
+    command = click.option(
+        "--deploy", is_flag=True, help="The deploy build: aux heads dropped, optimisation passes run."
+    )(command)
+    return command
+
+
+def deploy_network(net: ir.Network, deploy: bool, switches: dict[str, bool]) -> ir.Network:
+    """``net`` after the deploy passes not switched off (``switches``: ``no_<pass>`` flags)."""
+    off = [name.removeprefix("no_") for name, value in switches.items() if value]
+    if off and not deploy:
+        flags = " ".join(f"--no-{name.replace('_', '-')}" for name in off)
+        raise click.UsageError(f"{flags} switches off a deploy pass: it needs --deploy")
+    if not deploy:
+        return net
+    from compiler.passes import optimise
+
+    return optimise(net, disable=off)
+
+
 @cli.command()
 @spec_options
 @click.option("--depth", type=click.IntRange(0), help="Show nodes down to this nesting depth only.")
-def summary(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int | None) -> None:
-    """Print SPEC's per-layer table: name, kind, output shape, parameters, MACs."""
+@pass_options
+def summary(
+    spec: str, sets: tuple[str, ...], input_text: str | None, depth: int | None, deploy: bool,
+    **switches: bool,
+) -> None:
+    """Print SPEC's per-layer table: name, kind, output shape, parameters, MACs.
+
+    With --deploy, the optimised deploy build, and what its passes fused."""
     from compiler.backends.summary import render
 
-    render(load_network(spec, sets, input_text), max_depth=depth)
+    net = load_network(spec, sets, input_text)
+    render(deploy_network(net, deploy, switches), max_depth=depth, original=net)
 
 
 @cli.command()

@@ -30,6 +30,10 @@ def _pair(p: ir.Pair) -> str:
 def describe(op) -> str:
     """A short, readable description of one op: ``conv 7x7/2``, ``maxpool 3x3/2 ceil``."""
     kind = op.op
+    if kind == "fused_conv":  # deploy: ``conv 1x1 +bn +relu (3 fused)``
+        text = describe(ir.Conv(**op.model_dump(exclude={"op", "relu", "sources"})))
+        text += " +bn" * any(s.bn for s in op.sources) + " +relu" * op.relu
+        return text + (f" ({len(op.sources)} fused)" if len(op.sources) > 1 else "")
     if kind in ("conv", "maxpool", "avgpool"):
         k = op.kernel_size
         text = f"{kind} {k[0]}x{k[1]}"
@@ -52,7 +56,7 @@ def describe(op) -> str:
 def rows(nodes: tuple[ir.Node, ...], prefix: str = "", enabled=lambda guard: True) -> list[Row]:
     result = []
     for path, node, depth in ir.walk(nodes, prefix):
-        if isinstance(node, ir.Concat):
+        if isinstance(node, (ir.Concat, ir.Fork)):
             continue
         if isinstance(node, ir.Layer):
             if not enabled(node.guard):
@@ -72,11 +76,75 @@ def show_shape(shape: ir.Shape) -> str:
     return " x ".join(["N", *map(str, shape)])
 
 
-def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
+def deploy_notes(net: ir.Network, original: ir.Network | None = None) -> list[str]:
+    """What the deploy passes did, one line each: the passes run, what they
+    removed (``original``: the network before them), and each horizontal
+    fusion with the training modules it stacks (the table's kind column shows
+    each layer's folded batch norm and fused ReLU)."""
+    off = [] if original is None else [p for p in _all_passes() if p not in net.passes]
+    lines = [f"deploy passes: {', '.join(net.passes) or 'none'}"]
+    if off:
+        lines[0] += f" (off: {', '.join(off)})"
+    if original is not None:
+        siblings = [op for _, op in _fused(net) if len(op.sources) > 1]
+
+        def gone(*kinds: str) -> int:
+            return _count(original, kinds) - _count(net, kinds)
+
+        done = [
+            ("dropped", gone(*UNUSED), "dropout layer"),
+            ("folded", gone("batchnorm"), "batch norm"),
+            ("fused", gone("relu"), "ReLU"),
+            ("fused", sum(len(op.sources) for op in siblings), "sibling 1x1 convolution"),
+        ]
+        line = "; ".join(f"{verb} {n} {what}{'s' * (n != 1)}" for verb, n, what in done if n)
+        if siblings:
+            line += f" into {len(siblings)}"
+        lines.append(line or "nothing to fuse or drop")
+    if net.dropped_aux:
+        lines.append(f"aux heads dropped: {', '.join(net.dropped_aux)}")
+    for path, op in _fused(net):
+        if len(op.sources) > 1:
+            parent = path.rpartition(".")[0]
+            names = [s.conv.removeprefix(parent + ".") if parent else s.conv for s in op.sources]
+            folded = " (batch norms folded)" if all(s.bn for s in op.sources) else ""
+            lines.append(
+                f"{path} <- {', '.join(names)}{folded}, split {'/'.join(map(str, op.split))}"
+            )
+    return lines
+
+
+UNUSED = ("dropout", "dropout2d")
+
+
+def _fused(net: ir.Network) -> list[tuple[str, ir.FusedConv]]:
+    layers = ir.layers(net.body)
+    return [(path, layer.op) for path, layer in layers if isinstance(layer.op, ir.FusedConv)]
+
+
+def _all_passes() -> tuple[str, ...]:
+    from compiler.passes import PASSES
+
+    return tuple(PASSES)
+
+
+def _count(net: ir.Network, kinds: tuple[str, ...]) -> int:
+    return sum(
+        1 for _, layer in ir.layers(net.body) if layer.op.op in kinds and net.enabled(layer.guard)
+    )
+
+
+def render(
+    net: ir.Network, max_depth: int | None = None, console=None, original: ir.Network | None = None
+) -> None:
+    """Print the table; for a deploy build (``net.passes``), then what was fused
+    (``original``: the network before the passes, for the counts)."""
     from rich.console import Console
     from rich.table import Table
 
     title = f"{net.name} ({net.source}), input {show_shape(net.input_shape)}"
+    if net.passes:
+        title += ", deploy build"
     table = Table(title=title, title_justify="left", caption="MACs: multiply-accumulates per image")
     table.add_column("name", no_wrap=True)
     table.add_column("kind", no_wrap=True)
@@ -129,3 +197,6 @@ def render(net: ir.Network, max_depth: int | None = None, console=None) -> None:
         needed = Measurement.get(console, console.options.update_width(100_000), table).maximum
         console.width = max(console.width, needed)
     console.print(table)
+    if net.passes:
+        for line in deploy_notes(net, original):
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
