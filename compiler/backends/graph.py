@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from compiler import ir
-from compiler.backends.summary import describe
+from compiler.display import describe
 
 
 def _label(*lines: str) -> str:
