@@ -8,6 +8,8 @@ checking names, argument types and shapes as it goes. Every problem is a
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,7 @@ class Tensor:
     channels: Sym  # shape[0], with the expression it came from
 
 
+@functools.lru_cache(maxsize=4096)  # a block's body is elaborated once per use
 def _span(span: Span) -> ir.SourceSpan:
     return ir.SourceSpan(
         file=span.file,
@@ -82,6 +85,7 @@ class _Elaborator:
                 self._declare(definition)
         self.stack: list[str] = []
         self.used: dict[str, ast.BlockDef] = {}
+        self.declared: dict[int, tuple[ir.ParamDecl, ...]] = {}  # _params, per definition
 
     def _declare(self, definition: ast.BlockDef) -> None:
         check_identifier(definition.name, definition.name_span, "block")
@@ -207,6 +211,10 @@ class _Elaborator:
         )
 
     def _params(self, definition: ast.BlockDef) -> tuple[ir.ParamDecl, ...]:
+        """The checked parameters of a block (or network), once per definition:
+        a block used a thousand times is checked once."""
+        if id(definition) in self.declared:
+            return self.declared[id(definition)]
         seen: dict[str, Span] = {}
         decls = []
         for p in definition.params:
@@ -233,7 +241,8 @@ class _Elaborator:
                     self._eval(p.default, {}), p.type, p.default.span, p.name, builtin=False
                 ).value
             decls.append(ir.ParamDecl(name=p.name, type=p.type, default=default))
-        return tuple(decls)
+        self.declared[id(definition)] = tuple(decls)
+        return self.declared[id(definition)]
 
     # -- bodies --------------------------------------------------------------------
 
@@ -409,7 +418,7 @@ class _Elaborator:
             elif arg.default is bi.SAME_AS_KERNEL:
                 values[arg.name] = values["kernel_size"]
             else:
-                values[arg.name] = _coerce(Sym.const(arg.default), arg.kind, call.span, arg.name).value
+                values[arg.name] = _default(arg)
         for field in spec.inferred:
             values[field] = tensor.channels.value
             exprs[field] = tensor.channels.expr
@@ -532,7 +541,7 @@ class _Elaborator:
 
     def _eval(self, expr: ast.Expr, env: dict[str, Sym]) -> Sym:
         if isinstance(expr, ast.Literal):
-            return Sym.const(expr.value)
+            return _finite(Sym.const(expr.value), expr.span)
         if isinstance(expr, ast.Ref):
             if expr.name not in env:
                 raise SpecError(
@@ -554,7 +563,7 @@ class _Elaborator:
         _number(right, expr.right.span, expr.op)
         if expr.op in ("/", "//") and right.value == 0:
             raise SpecError("division by zero", expr.right.span)
-        return binop(expr.op, left, right)
+        return _finite(binop(expr.op, left, right), expr.span)
 
     # -- aux heads and init ------------------------------------------------------------
 
@@ -624,9 +633,22 @@ class _Elaborator:
         return ir.InitRule(target=stmt.target, scheme=scheme, args=args)
 
 
+@functools.lru_cache(maxsize=None)
+def _default(arg: bi.ArgSpec) -> Any:
+    """A built-in argument's default, normalised like a written value (once)."""
+    return _coerce(Sym.const(arg.default), arg.kind, None, arg.name).value
+
+
 def _signature(name: str, specs: tuple[bi.ArgSpec, ...]) -> str:
     parts = [s.name if s.default is bi.REQUIRED else f"{s.name}=..." for s in specs]
     return f"{name}({', '.join(parts)})"
+
+
+def _finite(sym: Sym, span: Span) -> Sym:
+    """Floats too large for a double (1e999) become inf: no layer, and no Python source, takes that."""
+    if isinstance(sym.value, float) and not math.isfinite(sym.value):
+        raise SpecError("number out of range: it overflows a 64-bit float", span)
+    return sym
 
 
 def _number(sym: Sym, span: Span, op: str) -> None:

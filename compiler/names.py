@@ -45,7 +45,7 @@ NETWORK_ATTRIBUTES = frozenset(
 
 # Module-level names of generated source (compiler/backends/source.py): no
 # block or network class may take one.
-MODULE_NAMES = frozenset({"NamedTuple", "Optional", "Union", "AUX_LOSS_WEIGHTS", "AUX_HEADS", "loss"})
+MODULE_NAMES = frozenset({"NamedTuple", "AUX_LOSS_WEIGHTS", "AUX_HEADS", "loss"})
 
 _BUILTINS = frozenset(dir(builtins))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from compiler import ir
+from compiler import ir, no_gc
 from compiler.passes.channels_last import channels_last
 from compiler.passes.drop_unused import drop_unused
 from compiler.passes.fold_bn import fold_bn
@@ -61,8 +61,9 @@ def optimise(net: ir.Network, disable: Iterable[str] = ()) -> ir.Network:
     unknown = disable - PASSES.keys()
     if unknown:
         raise ValueError(f"unknown pass {', '.join(sorted(unknown))}; passes: {', '.join(PASSES)}")
-    for name, run in PASSES.items():
-        if name not in disable:
-            net = run(net)
-            verify(net)
+    with no_gc():
+        for name, run in PASSES.items():
+            if name not in disable:
+                net = run(net)
+                verify(net)
     return net

@@ -1,0 +1,105 @@
+"""Compile-time scaling: specs of 10, 100 and 1,000 Inception blocks.
+
+Not a test. For each size, writes a spec (the standard library's Inception
+block, repeated, on a 32x32 input so that every block keeps the spatial size)
+and times, best of a few runs:
+
+- check: ``compiler.load`` (parse, imports, elaboration, shape inference),
+  what ``netc check`` does after start-up; and ``netc check`` itself as a
+  fresh process (start-up and imports included);
+- summary rows, the deploy passes (``compiler.passes.optimise``);
+- source emission (``compiler.backends.source.emit``, ruff formatting
+  included), when the source backend exists.
+
+Growth should be linear (the per-block column flat) and check under 1 s at
+1,000 blocks::
+
+    python3 bench/compile_scaling.py [--sizes 10 100 1000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import compiler  # noqa: E402
+from compiler import ir, passes  # noqa: E402
+from compiler.backends import summary  # noqa: E402
+
+
+def spec_text(blocks: int) -> str:
+    lines = [
+        f"# {blocks} Inception blocks (bench/compile_scaling.py).",
+        f'import "{ROOT / "specs" / "std" / "inception.net"}"',
+        "",
+        "network Deep(num_classes: int = 10) {",
+        "    input 3x32x32",
+        "    stem = ConvBlock(192, 3, padding=1)",
+    ]
+    lines += [f"    block{i} = Inception(64, 96, 128, 16, 32, 32)" for i in range(blocks)]
+    lines += [
+        "    avgpool = adaptive_avgpool(1)",
+        "    flatten",
+        "    fc = linear(num_classes)",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def best(run: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10, 100, 1000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    try:
+        from compiler.backends.source import emit
+    except ImportError:
+        emit = None
+
+    print(f"{'blocks':>6}  {'nodes':>7}  {'check':>8}  {'per block':>9}  {'netc check':>10}  "
+          f"{'summary':>8}  {'passes':>8}  {'emit':>8}  {'per block':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for blocks in args.sizes:
+            path = Path(tmp) / f"deep{blocks}.net"
+            path.write_text(spec_text(blocks), encoding="utf-8")
+            net = compiler.load(path)
+            nodes = sum(1 for _ in ir.walk(net.body))
+            check = best(lambda: compiler.load(path), args.repeat)
+            process = best(
+                lambda: subprocess.run(
+                    [sys.executable, "-m", "compiler.cli", "check", str(path)],
+                    check=True, capture_output=True, cwd=ROOT,
+                ),
+                1,
+            )
+            rows = best(lambda: summary.rows(net.body), args.repeat)
+            optimise = best(lambda: passes.optimise(net), args.repeat)
+            if emit is not None:
+                emitted = best(lambda: emit(net), args.repeat)
+                emit_text = f"{emitted * 1e3:6.0f}ms  {emitted / blocks * 1e3:7.2f}ms"
+            else:
+                emit_text = f"{'n/a: source backend missing':>19}"
+            print(f"{blocks:6d}  {nodes:7d}  {check * 1e3:6.0f}ms  {check / blocks * 1e3:7.2f}ms  "
+                  f"{process * 1e3:8.0f}ms  {rows * 1e3:6.0f}ms  {optimise * 1e3:6.0f}ms  {emit_text}")
+
+
+if __name__ == "__main__":
+    main()
