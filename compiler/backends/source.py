@@ -1,0 +1,830 @@
+"""IR to one standalone PyTorch source file that reads like a hand-written one.
+
+The emitted module imports torch (and ``typing``) only. It holds one
+``nn.Module`` class per block definition, leaves first, then the network
+class; layers are declared in spec order with the expressions the spec wrote
+(``ConvBlock(in_channels, ch3x3red, 1)``), and ``forward`` is straight-line
+with a ``# N x C x H x W`` comment wherever the shape changes. Inside a block
+class, sizes that differ between instances are shown symbolically:
+``in_channels`` or ``ch1x1 + ch3x3`` for channels, ``H x W`` for the block's
+input size, ``H' x W'`` for a size computed from it.
+
+Spec text reaches the output only as identifiers that pass
+``compiler.names.check_identifier`` (again, here) and as expressions made of
+names in scope and numbers, parsed and checked before they are written
+(``_Expr``); docstrings are escaped. Generated locals and attributes come from
+``Namespace``. The text is laid out by a Jinja2 template and formatted by
+ruff, in a fixed order, so the same network gives the same bytes.
+
+This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+import re
+import subprocess
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler import ir
+from compiler.names import (
+    MODULE_ATTRIBUTES,
+    MODULE_NAMES,
+    NETWORK_ATTRIBUTES,
+    RESERVED,
+    Namespace,
+    check_identifier,
+)
+from compiler.symbolic import literal
+from dsl.errors import Span, SpecError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+LINE_LENGTH = 100
+
+# -- one entry per op kind: the module a named layer becomes, the call an unnamed one makes ------
+
+_REQUIRED = object()  # always passed
+_KERNEL = object()  # PyTorch's default: the kernel size
+
+
+@dataclass(frozen=True)
+class _Arg:
+    field: str
+    default: object = _REQUIRED  # PyTorch's default; the argument is left out when it holds
+    positional: bool = False
+
+
+def _p(name: str) -> _Arg:
+    return _Arg(name, _REQUIRED, positional=True)
+
+
+_POOL = (_p("kernel_size"), _Arg("stride", _KERNEL), _Arg("padding", (0, 0)))
+
+# (constructor, arguments) for a named layer
+MODULES: dict[str, tuple[str, tuple[_Arg, ...]]] = {
+    "conv": (
+        "nn.Conv2d",
+        (
+            _p("in_channels"),
+            _p("out_channels"),
+            _p("kernel_size"),
+            _Arg("stride", (1, 1)),
+            _Arg("padding", (0, 0)),
+            _Arg("dilation", (1, 1)),
+            _Arg("groups", 1),
+            _Arg("bias", True),
+        ),
+    ),
+    "batchnorm": ("nn.BatchNorm2d", (_p("num_features"), _Arg("eps", 1e-5), _Arg("momentum", 0.1))),
+    "relu": ("nn.ReLU", ()),
+    "maxpool": ("nn.MaxPool2d", (*_POOL, _Arg("dilation", (1, 1)), _Arg("ceil_mode", False))),
+    "avgpool": (
+        "nn.AvgPool2d",
+        (*_POOL, _Arg("ceil_mode", False), _Arg("count_include_pad", True)),
+    ),
+    "adaptive_avgpool": ("nn.AdaptiveAvgPool2d", (_p("output_size"),)),
+    "lrn": (
+        "nn.LocalResponseNorm",
+        (_p("size"), _Arg("alpha", 1e-4), _Arg("beta", 0.75), _Arg("k", 1.0)),
+    ),
+    "dropout": ("nn.Dropout", (_p("p"),)),
+    "dropout2d": ("nn.Dropout2d", (_p("p"),)),
+    "flatten": ("nn.Flatten", ()),
+    "linear": ("nn.Linear", (_p("in_features"), _p("out_features"), _Arg("bias", True))),
+    "softmax": ("nn.Softmax", (_Arg("dim"),)),
+    "scale_shift": ("ScaleShift", (_p("scale"), _p("shift"))),  # a helper class, emitted when used
+}
+
+# (function, arguments, takes ``training``) for an unnamed, weightless layer; ``x`` comes first
+FUNCTIONS: dict[str, tuple[str, tuple[_Arg, ...], bool]] = {
+    "relu": ("F.relu", (), False),
+    "maxpool": ("F.max_pool2d", MODULES["maxpool"][1], False),
+    "avgpool": ("F.avg_pool2d", MODULES["avgpool"][1], False),
+    "adaptive_avgpool": ("F.adaptive_avg_pool2d", (_p("output_size"),), False),
+    "lrn": ("F.local_response_norm", MODULES["lrn"][1], False),
+    "dropout": ("F.dropout", (_p("p"),), True),
+    "dropout2d": ("F.dropout2d", (_p("p"),), True),
+    "flatten": ("torch.flatten", (), False),  # torch.flatten(x, 1), as nn.Flatten
+    "softmax": ("F.softmax", (_Arg("dim"),), False),
+    "scale_shift": ("", (), False),  # x * scale + shift, written out
+}
+
+# Ops whose output has the input's shape whatever their arguments: no shape comment.
+_KEEPS_SHAPE = {"relu", "batchnorm", "lrn", "dropout", "dropout2d", "softmax", "scale_shift"}
+
+_INIT_TARGETS = {"conv": "nn.Conv2d", "linear": "nn.Linear", "batchnorm": "nn.BatchNorm2d"}
+_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str"}
+
+
+def _span(span: ir.SourceSpan) -> Span:
+    return Span(span.file, span.line, span.column, span.end_line, span.end_column)
+
+
+def _unsupported(what: str, span: ir.SourceSpan) -> SpecError:
+    return SpecError(f"the source backend cannot emit {what}", _span(span))
+
+
+# -- expressions ----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.expr:
+    """An IR expression, checked to hold nothing but names, numbers, strings and arithmetic."""
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        raise ValueError(f"not an expression: {text!r}") from None
+    for node in ast.walk(tree):
+        ok = isinstance(node, (ast.Name, ast.Load, ast.Tuple, ast.BinOp, ast.UnaryOp))
+        ok = ok or isinstance(node, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.USub))
+        if isinstance(node, ast.Constant):
+            ok = type(node.value) in (int, float, bool, str) and (
+                not isinstance(node.value, str) or node.value.isprintable()
+            )
+        if not ok:
+            raise ValueError(f"expression {text!r} holds a {type(node).__name__}")
+    return tree
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(n.id for n in ast.walk(_parse(text)) if isinstance(n, ast.Name))
+
+
+def _is_const(text: str) -> bool:
+    return not _names(text)
+
+
+class _Scope:
+    """The names an expression may use inside one class: its constructor's parameters.
+
+    ``init`` renders an expression for ``__init__``, where they are locals;
+    ``forward`` for ``forward``, where each becomes an attribute that
+    ``__init__`` sets (``self.p = p``).
+    """
+
+    def __init__(self, params: list[str], attrs: Namespace, span: ir.SourceSpan):
+        self.params = params
+        self.attrs = attrs
+        self.span = span
+        self.used: set[str] = set()  # parameters __init__ reads
+        self.hyper: dict[str, str] = {}  # parameter -> attribute, for forward
+
+    def _check(self, text: str) -> ast.expr:
+        try:
+            tree = _parse(text)
+        except ValueError as err:
+            raise SpecError(
+                f"the source backend refuses an expression: {err}", _span(self.span)
+            ) from None
+        unknown = _names(text) - set(self.params)
+        if unknown:
+            raise SpecError(
+                f"the source backend found names out of scope in {text!r}: {', '.join(sorted(unknown))}",
+                _span(self.span),
+            )
+        return tree
+
+    def init(self, text: str, as_list: bool = False) -> str:
+        tree = self._check(text)
+        self.used |= _names(text)
+        if as_list and isinstance(tree, ast.Tuple):
+            return ast.unparse(ast.List(tree.elts, ast.Load()))
+        return text
+
+    def forward(self, text: str, as_list: bool = False) -> str:
+        tree = self._check(text)
+        for name in sorted(_names(text)):
+            if name not in self.hyper:
+                self.hyper[name] = self.attrs.create(name)
+                self.used.add(name)
+        if not _names(text) and not as_list:
+            return text
+
+        hyper = self.hyper
+
+        class Rewrite(ast.NodeTransformer):
+            def visit_Name(self, node: ast.Name) -> ast.AST:
+                return ast.Attribute(ast.Name("self", ast.Load()), hyper[node.id], ast.Load())
+
+            def visit_Tuple(self, node: ast.Tuple) -> ast.AST:
+                self.generic_visit(node)
+                return ast.List(node.elts, ast.Load()) if as_list else node
+
+        import copy
+
+        return ast.unparse(Rewrite().visit(copy.deepcopy(tree)))
+
+
+def _compact(value: object) -> object:
+    """``(3, 3)`` -> ``3``: PyTorch reads one number as both sides."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return value[0]
+    return value
+
+
+def _args(layer: ir.Layer, args: tuple[_Arg, ...], render) -> list[str]:
+    """The call's arguments: what the spec wrote, else the value where it is not PyTorch's default."""
+    op = layer.op
+    out = []
+    for arg in args:
+        value = getattr(op, arg.field)
+        if arg.field in layer.exprs:
+            text = render(layer.exprs[arg.field])
+        else:
+            default = op.kernel_size if arg.default is _KERNEL else arg.default
+            if arg.default is not _REQUIRED and value == default:
+                continue
+            text = literal(_compact(value))
+        out.append(text if arg.positional else f"{arg.field}={text}")
+    return out
+
+
+# -- shape comments ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Shape:
+    """One forward line's shape in one instance of the class."""
+
+    out_shape: ir.Shape
+    channels_expr: str
+    in_shape: ir.Shape
+
+
+def _dims(shapes: list[_Shape], inputs: list[ir.Shape], symbolic: bool) -> str:
+    first = shapes[0]
+    dims = ["N"]
+    values = {s.out_shape[0] for s in shapes}
+    exprs = {s.channels_expr for s in shapes}
+    expr = next(iter(exprs))
+    if symbolic:
+        if len(exprs) == 1 and expr and not _is_const(expr):
+            dims.append(f"({expr})" if " " in expr else expr)
+        elif len(values) == 1:
+            dims.append(str(first.out_shape[0]))
+        else:
+            dims.append("C")
+    else:
+        named = f" ({expr})" if len(exprs) == 1 and expr and not _is_const(expr) else ""
+        dims.append(f"{first.out_shape[0]}{named}")
+    if len(first.out_shape) == 3:
+        for axis, letter in ((1, "H"), (2, "W")):
+            sizes = {s.out_shape[axis] for s in shapes}
+            if len(sizes) == 1:
+                dims.append(str(first.out_shape[axis]))
+            elif all(s.out_shape[axis] == i[axis] for s, i in zip(shapes, inputs)):
+                dims.append(letter)
+            else:
+                dims.append(letter + "'")
+    return " x ".join(dims)
+
+
+# -- classes ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    """A forward line: ``x = self.conv(x)``; ``guard`` puts it under an ``if``."""
+
+    code: str
+    shape: _Shape | None  # None: no comment
+    guard: str | None = None
+
+
+@dataclass
+class _Draft:
+    """One instance's rendering of a class; instances with equal ``key`` share a class."""
+
+    params: list[str]  # signature entries, rendered
+    init: list[str]
+    hyper: list[str]
+    forward: list[_Step]
+    tail: list[str]  # lines after the forward steps (aux outputs), or []
+    in_shape: ir.Shape
+    takes_in_channels: bool = False
+
+    @property
+    def key(self) -> tuple:
+        return (
+            tuple(self.params),
+            tuple(self.init),
+            tuple(self.hyper),
+            tuple((s.code, s.guard, s.shape is None) for s in self.forward),
+            tuple(self.tail),
+        )
+
+
+@dataclass
+class _Class:
+    name: str
+    block: str
+    doc: str
+    drafts: list[_Draft] = field(default_factory=list)
+
+
+def _doc(text: str) -> str:
+    """Text made safe inside a triple-quoted docstring, and nothing else changed."""
+    text = text.replace("\\", "\\\\")
+    text = re.sub(r'"(?=")|"$', '\\\\"', text)
+    return "".join(
+        c if c == "\n" or c.isprintable() else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
+def _comment(text: str) -> str:
+    """Text made safe on one comment line."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
+class _Emitter:
+    def __init__(self, net: ir.Network, deploy: bool):
+        self.net = net
+        self.deploy = deploy
+        self.heads = () if deploy else net.aux
+        check_identifier(net.name, _span(net.span), "network")
+        for name in net.blocks:
+            check_identifier(name, _span(net.blocks[name].span), "block")
+        # Names at module level; forward locals must not hide the ones forward uses.
+        self.module_taken = {*MODULE_NAMES, *RESERVED, *net.blocks, net.name}
+        self.module_names = Namespace({*self.module_taken, *dir(builtins)})
+        self.classes: list[_Class] = []
+        self.by_key: dict[tuple, _Class] = {}
+        self.scale_shift: str | None = None  # the helper class, once a named scale_shift needs it
+        self.scale_shift_function: str | None = None  # the helper function, for unnamed ones
+        self.functional_used = False  # whether the module needs torch.nn.functional as F
+
+    # -- constructors of child modules, in the parent's __init__ scope
+
+    def ctor(self, node: ir.Node, scope: _Scope) -> str:
+        scope.span = node.span
+        if isinstance(node, ir.Layer):
+            kind = node.op.op
+            if kind not in MODULES:
+                raise _unsupported(f"a named '{kind}' layer", node.span)
+            name, args = MODULES[kind]
+            if kind == "scale_shift":
+                name = self._scale_shift_class()
+                return (
+                    f"{name}({', '.join(_args(node, args, lambda t: scope.init(t, as_list=True)))})"
+                )
+            return f"{name}({', '.join(_args(node, args, scope.init))})"
+        if isinstance(node, ir.Seq):
+            for index, item in enumerate(node.items):
+                if item.name != str(index):
+                    raise _unsupported(f"a chain item named {item.name!r}", item.span)
+            return f"nn.Sequential({', '.join(self.ctor(item, scope) for item in node.items)})"
+        if isinstance(node, ir.Block):
+            cls = self.block_class(node)
+            decls = {p.name: p for p in self.net.blocks[node.block].params}
+            args = [scope.init(node.in_channels_expr)] if cls.drafts[0].takes_in_channels else []
+            keyword = False
+            for p in self.net.blocks[node.block].params:
+                keyword = keyword or decls[p.name].default is not None
+                if p.name in node.arg_exprs:
+                    text = scope.init(node.arg_exprs[p.name])
+                    args.append(f"{p.name}={text}" if keyword else text)
+                elif not keyword:
+                    raise _unsupported(f"block {node.block} without argument {p.name!r}", node.span)
+            return f"{cls.name}({', '.join(args)})"
+        raise _unsupported(f"a {node.kind} node here", node.span)
+
+    def _scale_shift_class(self) -> str:
+        if self.scale_shift is None:
+            self.scale_shift = self._module_name("ScaleShift")
+        return self.scale_shift
+
+    def _module_name(self, candidate: str) -> str:
+        name = self.module_names.create(candidate)
+        self.module_taken.add(name)
+        return name
+
+    # -- one forward line per node
+
+    def functional(self, layer: ir.Layer, scope: _Scope) -> str:
+        scope.span = layer.span
+        kind = layer.op.op
+        if kind not in FUNCTIONS:
+            raise _unsupported(f"an unnamed '{kind}' layer", layer.span)
+        function, args, training = FUNCTIONS[kind]
+        if kind == "flatten":
+            return "torch.flatten(x, 1)"
+        if kind == "scale_shift":
+            if self.scale_shift_function is None:
+                self.scale_shift_function = self._module_name("scale_shift")
+            scale, shift = (
+                scope.forward(layer.exprs.get(f) or literal(getattr(layer.op, f)), as_list=True)
+                for f in ("scale", "shift")
+            )
+            return f"{self.scale_shift_function}(x, {scale}, {shift})"
+        self.functional_used |= function.startswith("F.")
+        parts = ["x", *_args(layer, args, scope.forward)]
+        if training:
+            parts.append("self.training")
+        return f"{function}({', '.join(parts)})"
+
+    def body(
+        self,
+        nodes: tuple[ir.Node, ...],
+        scope: _Scope,
+        init: list[str],
+        steps: list[_Step],
+        local: Namespace,
+        taps: dict[str, list[ir.Aux]] | None = None,
+    ) -> None:
+        for node in nodes:
+            guard = None
+            scope.span = node.span
+            if isinstance(node, ir.Layer) and node.guard is not None:
+                guard = self._guard(node.guard, scope)
+            if isinstance(node, ir.Concat):
+                names = []
+                for branch in node.branches:
+                    attr = self._attr(branch)
+                    init.append(f"self.{attr} = {self.ctor(branch, scope)}")
+                    names.append(local.create(attr))
+                    steps.append(_Step(f"{names[-1]} = self.{attr}(x)", self._shape(branch)))
+                steps.append(_Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
+            elif isinstance(node, ir.Layer) and node.name is None:
+                steps.append(_Step(f"x = {self.functional(node, scope)}", self._shape(node), guard))
+            elif not isinstance(node, (ir.Layer, ir.Seq, ir.Block)) or node.name is None:
+                raise _unsupported(f"a {node.kind} node", node.span)  # e.g. a deploy pass's Fork
+            else:
+                attr = self._attr(node)
+                init.append(f"self.{attr} = {self.ctor(node, scope)}")
+                steps.append(_Step(f"x = self.{attr}(x)", self._shape(node), guard))
+            for head in (taps or {}).get(node.name or "", ()):
+                self._aux_step(head, scope, steps, local)
+
+    def _locals(self) -> Namespace:
+        """Names for forward's locals: none may hide what forward reads."""
+        return Namespace({"self", "x", *self.module_taken})
+
+    def _attr(self, node: ir.Node) -> str:
+        return check_identifier(node.name, _span(node.span), "layer")
+
+    def _shape(self, node: ir.Node) -> _Shape | None:
+        if (
+            isinstance(node, ir.Layer)
+            and node.op.op in _KEEPS_SHAPE
+            and node.in_shape == node.out_shape
+        ):
+            return None
+        return _Shape(node.out_shape, node.channels_expr, node.in_shape)
+
+    def _guard(self, guard: str, scope: _Scope) -> str:
+        return scope.forward(guard)  # the layer's span is the scope's already
+
+    # -- block classes: one per distinct rendering, leaves first
+
+    def block_class(self, node: ir.Block) -> _Class:
+        decl = self.net.blocks.get(node.block)
+        if decl is None:
+            raise _unsupported(
+                f"block {node.block!r}, which the network does not declare", node.span
+            )
+        params = [check_identifier(p.name, _span(decl.span), "parameter") for p in decl.params]
+        attrs = Namespace({*MODULE_ATTRIBUTES, *_child_names(node.body)})
+        scope = _Scope(["in_channels", *params], attrs, node.span)
+        local = self._locals()
+        init: list[str] = []
+        steps: list[_Step] = []
+        self.body(node.body, scope, init, steps, local)
+        signature = _signature(decl.params)
+        takes_in_channels = "in_channels" in scope.used
+        if takes_in_channels:
+            signature.insert(0, "in_channels: int")
+        draft = _Draft(
+            params=signature,
+            init=init,
+            hyper=[f"self.{attr} = {name}" for name, attr in scope.hyper.items()],
+            forward=steps,
+            tail=[],
+            in_shape=node.in_shape,
+            takes_in_channels=takes_in_channels,
+        )
+        key = (node.block, draft.key)
+        cls = self.by_key.get(key)
+        if cls is None:
+            first = next((c for c in self.classes if c.block == node.block), None)
+            name = node.block if first is None else self._module_name(node.block)
+            doc = decl.doc or f"The {node.block} block."
+            if first is not None:
+                doc += (
+                    f"\n\nA second class for {node.block}: these instances need different code "
+                    f"from {first.name}'s (a size that depends on the input)."
+                )
+            cls = _Class(name, node.block, doc + f"\n\nFrom {decl.span.file}:{decl.span.line}.")
+            self.by_key[key] = cls
+            self.classes.append(cls)
+        cls.drafts.append(draft)
+        return cls
+
+    # -- the network class
+
+    def network(self) -> _Draft:
+        net = self.net
+        check_identifier(net.name, _span(net.span), "network")
+        child_names = _child_names(net.body) | {h.name for h in self.heads}
+        attrs = Namespace({*MODULE_ATTRIBUTES, *NETWORK_ATTRIBUTES, *child_names})
+        params = [check_identifier(p.name, _span(net.span), "parameter") for p in net.params]
+        scope = _Scope(params, attrs, net.span)
+        self.outputs = self._module_name(f"{net.name}Outputs") if self.heads else None
+        local = self._locals()
+        init: list[str] = []
+        steps: list[_Step] = []
+        taps: dict[str, list[ir.Aux]] = {}
+        for head in self.heads:
+            taps.setdefault(head.tap, []).append(head)
+        self.aux_locals: dict[str, str] = {}
+        self.body(net.body, scope, init, steps, local, taps)
+        init.extend(self._aux_init(scope))
+        init.extend(self._init_weights(params))
+        # The bound values (spec defaults, --set) are the class's defaults; a deploy
+        # build leaves out what only the aux heads used.
+        bound = [p.model_copy(update={"default": net.values[p.name]}) for p in net.params]
+        used = [p for p in bound if not self.deploy or p.name in scope.used]
+        self.params_used = [p.name for p in used]
+        return _Draft(
+            params=_signature(used, keyword_only=True),
+            init=init,
+            hyper=[f"self.{attr} = {name}" for name, attr in scope.hyper.items()],
+            forward=steps,
+            tail=self._aux_return(),
+            in_shape=net.input_shape,
+        )
+
+    def _aux_step(self, head: ir.Aux, scope: _Scope, steps: list[_Step], local: Namespace) -> None:
+        name = check_identifier(head.name, _span(head.span), "layer")
+        var = self.aux_locals[name] = local.create(name)
+        steps.append(_Step(f"{var}: torch.Tensor | None = None", None))
+        condition = (
+            "self.training" if head.guard is None else f"self.{name} is not None and self.training"
+        )
+        steps.append(_Step(f"if {condition}:", None))
+        steps.append(_Step(f"    {var} = self.{name}(x)", self._shape(head.head)))
+
+    def _aux_init(self, scope: _Scope) -> list[str]:
+        lines: list[str] = []
+        guards = list(dict.fromkeys(h.guard for h in self.heads))
+        for guard in guards:
+            heads = [h for h in self.heads if h.guard == guard]
+            built = [f"self.{h.name} = {self.ctor(h.head, scope)}" for h in heads]
+            if guard is None:
+                lines.extend(built)
+                continue
+            lines.append(f"if {scope.init(guard)}:")
+            lines.extend("    " + line for line in built)
+            lines.append("else:")
+            lines.extend(f"    self.{h.name} = None" for h in heads)
+        return lines
+
+    def _aux_return(self) -> list[str]:
+        if not self.heads:
+            return []
+        names = [self.aux_locals[h.name] for h in self.heads]
+        joined = " and ".join(f"{n} is not None" for n in names)
+        if len({h.guard for h in self.heads}) > 1:  # some heads may be off: Optional fields
+            joined = " or ".join(f"{n} is not None" for n in names)
+        return [
+            f"if {joined}:",
+            f"    return {self.outputs}(x, {', '.join(names)})",
+            "return x",
+        ]
+
+    def _init_weights(self, params: list[str]) -> list[str]:
+        if not self.net.init:
+            return []
+        var = Namespace({"self", *params, *self.module_taken}).create("m")
+        nodes = [*ir.walk(self.net.body), *(n for h in self.heads for n in ir.walk((h.head,)))]
+        biased = {
+            kind: all(
+                getattr(node.op, "bias", True)
+                for _, node, _ in nodes
+                if isinstance(node, ir.Layer) and node.op.op == kind
+            )
+            for kind in _INIT_TARGETS
+        }
+        lines = [
+            "# Weight initialisation, as the spec's init rules say; biases start at zero.",
+            f"for {var} in self.modules():",
+        ]
+        for index, rule in enumerate(self.net.init):
+            args = "".join(f", {k}={literal(v)}" for k, v in rule.args.items())
+            keyword = "if" if index == 0 else "elif"
+            lines.append(f"    {keyword} isinstance({var}, {_INIT_TARGETS[rule.target]}):")
+            lines.append(f"        nn.init.{rule.scheme}_({var}.weight{args})")
+            if biased[rule.target]:
+                lines.append(f"        nn.init.zeros_({var}.bias)")
+            else:
+                lines.append(f"        if {var}.bias is not None:")
+                lines.append(f"            nn.init.zeros_({var}.bias)")
+        return lines
+
+
+def _child_names(nodes: tuple[ir.Node, ...]) -> set[str]:
+    names = set()
+    for node in nodes:
+        if isinstance(node, ir.Concat):
+            names |= {b.name for b in node.branches}
+        elif node.name is not None:
+            names.add(node.name)
+    return names
+
+
+def _signature(
+    params: tuple[ir.ParamDecl, ...] | list[ir.ParamDecl], keyword_only: bool = False
+) -> list[str]:
+    out = []
+    defaults = False
+    for p in params:
+        text = f"{p.name}: {_TYPES[p.type]}"
+        if p.default is not None:
+            text += f" = {literal(p.default)}"
+            defaults = True
+        elif defaults and "*" not in out:  # a required parameter after a defaulted one
+            out.append("*")
+        out.append(text)
+    if keyword_only and out:
+        out = ["*", *(p for p in out if p != "*")]
+    return out
+
+
+# -- assembling the file ------------------------------------------------------------------------
+
+
+def _forward_lines(drafts: list[_Draft], symbolic: bool) -> list[str]:
+    """The forward body of a class, with each line's shape comment."""
+    first = drafts[0]
+    inputs = [d.in_shape for d in drafts]
+    starts = [_Shape(d.in_shape, "in_channels" if symbolic else "", d.in_shape) for d in drafts]
+    lines = [f"# {_dims(starts, inputs, symbolic)}"]
+    steps = first.forward
+    returns = bool(steps) and not first.tail and steps[-1].guard is None
+    returns = returns and steps[-1].code.startswith("x = ")
+    open_guard = None
+    for index, step in enumerate(steps):
+        if step.guard != open_guard and step.guard is not None:
+            lines.append(f"if {step.guard}:")
+        open_guard = step.guard
+        indent = "    " if step.guard is not None else ""
+        code = indent + step.code
+        if returns and index == len(steps) - 1:
+            code = "return " + step.code[len("x = ") :]
+        if step.shape is not None:
+            comment = f"# {_dims([d.forward[index].shape for d in drafts], inputs, symbolic)}"
+            if len(code) + len(comment) + 2 + 8 <= LINE_LENGTH:  # 8: forward's own indent
+                code += "  " + comment
+            else:  # on the line above, so that ruff need not split the statement around it
+                lines.append(indent + comment)
+        lines.append(code)
+    lines.extend(first.tail)
+    if not first.tail and not returns:
+        lines.append("return x")
+    return lines
+
+
+def show_shape(shape: ir.Shape) -> str:
+    return " x ".join(["N", *map(str, shape)])
+
+
+def _network_doc(net: ir.Network, deploy: bool, params_used: list[str]) -> str:
+    heads = net.active_aux()
+    params = ir.total_params(net.body)
+    aux_params = sum(ir.total_params((h.head,)) for h in heads)
+    lines = [net.doc or f"The {net.name} network."]
+    facts = (
+        f"{net.name}: input {show_shape(net.input_shape)}, output {show_shape(net.out_shape)}; "
+        f"{params:,} parameters"
+    )
+    if heads and not deploy:
+        facts += f" ({params + aux_params:,} with the aux heads {', '.join(h.name for h in heads)})"
+    facts += f"; {ir.total_macs(net.body) / 1e9:.2f} GMACs per image."
+    lines.append(facts)
+    if params_used:
+        lines.append(
+            "Built with "
+            + ", ".join(f"{k}={literal(net.values[k])}" for k in params_used)
+            + "; each is a keyword argument of the class."
+        )
+    if deploy:
+        lines.append(
+            ("Deploy build: no aux heads. " if net.aux else "Deploy build. ")
+            + f"{net.name}.from_training_checkpoint(state_dict) loads a checkpoint of the "
+            "training build: it drops the aux heads' keys, returns their names, and loads "
+            "the rest with strict=True."
+        )
+    return "\n\n".join([lines[0], *(_wrap(line) for line in lines[1:])])
+
+
+def _wrap(paragraph: str) -> str:
+    return textwrap.fill(paragraph, width=88, break_long_words=False, break_on_hyphens=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _template():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["doc"] = _doc
+    env.filters["literal"] = literal
+    return env.get_template("module.py.jinja")
+
+
+def emit(net: ir.Network, deploy: bool = False, source: str | None = None) -> str:
+    """The generated module's text, formatted; ``source`` names the spec in the header."""
+    emitter = _Emitter(net, deploy)
+    network = emitter.network()
+    heads = emitter.heads
+    summary = f"Input {show_shape(net.input_shape)}, output {show_shape(net.out_shape)}."
+    if heads:
+        summary += (
+            f" In training mode forward returns {emitter.outputs}(main, "
+            f"{', '.join(h.name for h in heads)}); in eval mode, the main output alone."
+        )
+    classes = [
+        {
+            "name": cls.name,
+            "doc": cls.doc,
+            "params": cls.drafts[0].params,
+            "init": cls.drafts[0].hyper + cls.drafts[0].init,
+            "forward": _forward_lines(cls.drafts, symbolic=True),
+        }
+        for cls in emitter.classes
+    ]
+    text = _template().render(
+        source=_comment(source or net.source),
+        docstring=_network_doc(net, deploy, emitter.params_used),
+        typing=["NamedTuple"] if heads else [],
+        functional=emitter.functional_used or bool(heads),
+        classes=classes,
+        scale_shift=emitter.scale_shift,
+        scale_shift_function=emitter.scale_shift_function,
+        network={
+            "name": net.name,
+            "doc": f"{net.name}, from {net.span.file}:{net.span.line}.\n\n{_wrap(summary)}",
+            "params": network.params,
+            "init": network.hyper + network.init,
+            "forward": _forward_lines([network], symbolic=False),
+            "returns": f"torch.Tensor | {emitter.outputs}" if heads else "torch.Tensor",
+        },
+        outputs=emitter.outputs,
+        heads=[{"name": h.name, "weight": h.weight} for h in heads],
+        optional_fields=len({h.guard for h in heads}) > 1,  # some heads may be off
+        deploy=deploy,
+        aux_names=tuple(h.name for h in net.aux) if deploy else (),
+    )
+    return format_source(text)
+
+
+# -- formatting -----------------------------------------------------------------------------------
+
+
+def _ruff() -> str:
+    try:
+        from ruff.__main__ import find_ruff_bin
+
+        return find_ruff_bin()
+    except (ImportError, FileNotFoundError):
+        import shutil
+
+        found = shutil.which("ruff")
+        if found is None:
+            raise SpecError("cannot format the generated source: ruff is not installed") from None
+        return found
+
+
+def format_source(text: str) -> str:
+    """``ruff format`` with fixed settings, so the bytes do not depend on the caller's config."""
+    command = [
+        _ruff(),
+        "format",
+        "--isolated",
+        "--line-length",
+        str(LINE_LENGTH),
+        "--target-version",
+        "py311",
+        "--stdin-filename",
+        "generated.py",
+        "-",
+    ]
+    done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            "netc generated source that ruff cannot format (a netc bug):\n"
+            + done.stderr.decode("utf-8", "replace")
+        )
+    return done.stdout.decode("utf-8")
