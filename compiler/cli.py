@@ -170,6 +170,99 @@ def graph(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int) 
     click.echo(to_dot(load_network(spec, sets, input_text), max_depth=depth), nl=False)
 
 
+@cli.command(name="compile")
+@spec_options
+@click.option("-o", "--output", metavar="PATH",
+              help="File to write, or an existing folder [default: ./SPEC_NAME.py or .onnx].")
+@click.option("--deploy", is_flag=True,
+              help="No aux heads; a loader for training checkpoints instead.")
+@click.option("--emit", "emit_kind", type=click.Choice(["py", "onnx"]), default="py",
+              show_default=True, help="Standalone PyTorch source, or ONNX (always the deploy graph).")
+def compile_(spec: str, sets: tuple[str, ...], input_text: str | None, output: str | None,
+             deploy: bool, emit_kind: str) -> None:
+    """Compile SPEC to standalone PyTorch source, or to ONNX; print what was written."""
+    start = time.perf_counter()
+    net = load_network(spec, sets, input_text)
+    target = _output_path(spec, output, f".{emit_kind}")
+    if emit_kind == "py":
+        from compiler.backends.source import emit
+
+        text = emit(net, deploy=deploy)
+        _write_atomic(target, lambda tmp: tmp.write_bytes(text.encode("utf-8")), output)
+        build = "deploy build" if deploy else "training build"
+        what = f"{net.name}, {build}, {text.count(chr(10))} lines"
+    else:
+        from compiler.backends import onnx_export
+
+        done = []
+        _write_atomic(target, lambda tmp: done.append(onnx_export.export(net, tmp)), output)
+        what = (f"{net.name}, deploy graph, opset {done[0].opset}, dynamic batch, "
+                f"{done[0].bytes / 1e6:.1f} MB; export {done[0].seconds:.1f} s")
+    elapsed = time.perf_counter() - start
+    click.echo(f"wrote {_shown(target)} ({what}; {elapsed:.2f} s)")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _output_path(spec: str, output: str | None, suffix: str) -> Path:
+    """Where compile writes: ``output`` (a file, or an existing folder), else ./<spec stem>."""
+    span = _command_line_span(output) if output is not None else None
+    name = Path(spec).stem + suffix
+    if output is None:
+        target = Path.cwd() / name
+    else:
+        target = Path(output)
+        if target.is_dir():
+            target = target / name
+        elif output.endswith(("/", "\\")):
+            raise SpecError(f"output folder {output} does not exist", span)
+    folder = target.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise SpecError(f"output folder {folder} {problem}", span, hint="create it first")
+    if target.is_dir():
+        raise SpecError(f"cannot write {target}: it is a folder", span)
+    if target.resolve() == Path(spec).resolve():
+        raise SpecError(f"cannot write {target}: it is the spec itself", span)
+    return target.absolute()
+
+
+def _write_atomic(target: Path, write, output: str | None) -> None:
+    """Write through a temporary file in the target's folder, then rename it over the
+    target: a failure at any point leaves no partial file and an existing target as it was."""
+    import os
+    import tempfile
+
+    span = _command_line_span(output) if output is not None else None
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise SpecError(f"cannot write to folder {target.parent}: {err.strerror}", span) from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        if target.exists():
+            mode = target.stat().st_mode & 0o777
+        else:
+            umask = os.umask(0o022)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise SpecError(f"cannot write {target}: {err.strerror or err}", span) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def main(argv: list[str] | None = None) -> int:
     global _argv
     _argv = list(sys.argv[1:] if argv is None else argv)
