@@ -58,9 +58,13 @@ def load_file(path: Path, name: str):
 
 @functools.cache
 def _build_dir() -> Path:
+    import atexit
+    import shutil
     import tempfile
 
-    return Path(tempfile.mkdtemp(prefix="netc-test-source-"))
+    folder = Path(tempfile.mkdtemp(prefix="netc-test-source-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 @functools.cache
@@ -336,6 +340,43 @@ def test_two_instances_that_need_different_code_get_two_classes(tmp_path):
     assert type(got)._fields == type(expected)._fields == ("main", "a", "b")
     for a, b in zip(got, expected):
         assert torch.equal(a, b)
+
+
+def test_aux_heads_under_different_conditions(tmp_path):
+    """Each head is built if its own condition holds. The outputs' NamedTuple has a
+    field per declared head, None for a head that is off (the runtime's namedtuple
+    leaves that field out: a generated module has one fixed outputs class)."""
+    spec = tmp_path / "mixed.net"
+    spec.write_text(
+        "block Head(k: int = 1, n: int) {\n    conv = conv(8, k)\n    global_avgpool\n"
+        "    flatten\n    fc = linear(n)\n}\n"
+        "network Mixed(a: bool = true, b: bool = false) {\n    input 3x8x8\n    p = conv(4, 1)\n"
+        "    aux one = Head(n=4) at p weight 0.3 if a\n    aux two = Head(3, 5) at p weight 0.2 if b\n"
+        "    r = conv(2, 1) -> flatten\n}\n"
+    )
+    net = compiler.load(spec)
+    text = source.emit(net)
+    assert "def __init__(self, in_channels: int, k: int = 1, *, n: int) -> None:" in text
+    assert "self.one = Head(4, n=4)" in text and "self.two = Head(4, k=3, n=5)" in text
+    assert "    one: torch.Tensor | None\n" in text
+    path = tmp_path / "mixed.py"
+    path.write_text(text)
+    module = load_file(path, "netc_mixed")
+    runtime = build_module(net)
+    perturb(runtime, 4)
+    model = module.Mixed()
+    model.load_state_dict(runtime.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    torch.manual_seed(0)
+    expected = runtime(x)
+    torch.manual_seed(0)
+    got = model(x)
+    assert type(expected)._fields == ("main", "one") and type(got)._fields == ("main", "one", "two")
+    assert torch.equal(got.main, expected.main) and torch.equal(got.one, expected.one)
+    assert got.two is None
+    target = torch.tensor([0, 1])
+    assert torch.equal(module.loss(got, target), runtime.loss(expected, target))
+    assert type(torch.jit.script(model)(x))._fields == ("main", "one", "two")
 
 
 # -- the generated module against the runtime module ---------------------------------------
