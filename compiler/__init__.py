@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler import ir
-from compiler.elaborate import Override, elaborate
+from compiler.elaborate import Override
+from compiler.elaborate import elaborate as _elaborate  # keeps compiler.elaborate the module
 from dsl import SpecError, load as load_files
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def load(
     with no_gc():
         files = load_files(path)
         extra = [Override(name, value) for name, value in params.items()]
-        return elaborate(files, [*overrides, *extra], input_shape)
+        return _elaborate(files, [*overrides, *extra], input_shape)
 
 
 @contextmanager
