@@ -38,12 +38,14 @@ def _plain_tensors_only(x: torch.Tensor) -> bool:
     compiling or exporting): the case for oneDNN's private fused kernels."""
     return (
         _MKLDNN_CONV
+        and type(x) is torch.Tensor  # not a fake, functional or traced tensor
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and x.dim() == 4
         and not torch.is_grad_enabled()
         and not torch.jit.is_tracing()
         and not torch.compiler.is_compiling()
+        and not torch.compiler.is_exporting()
         and not torch.onnx.is_in_onnx_export()
     )
 
