@@ -30,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import compiler  # noqa: E402
-from compiler import ir, passes  # noqa: E402
-from compiler.backends import summary  # noqa: E402
+import compiler
+from compiler import ir, passes
+from compiler.backends import summary
 
 
 def spec_text(blocks: int) -> str:
@@ -74,31 +74,37 @@ def main() -> None:
     except ImportError:
         emit = None
 
-    print(f"{'blocks':>6}  {'nodes':>7}  {'check':>8}  {'per block':>9}  {'netc check':>10}  "
-          f"{'summary':>8}  {'passes':>8}  {'emit':>8}  {'per block':>9}")
+    print(
+        f"{'blocks':>6}  {'nodes':>7}  {'check':>8}  {'per block':>9}  {'netc check':>10}  "
+        f"{'summary':>8}  {'passes':>8}  {'emit':>8}  {'per block':>9}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for blocks in args.sizes:
             path = Path(tmp) / f"deep{blocks}.net"
             path.write_text(spec_text(blocks), encoding="utf-8")
             net = compiler.load(path)
             nodes = sum(1 for _ in ir.walk(net.body))
-            check = best(lambda: compiler.load(path), args.repeat)
+            check = best(lambda path=path: compiler.load(path), args.repeat)
             process = best(
-                lambda: subprocess.run(
+                lambda path=path: subprocess.run(
                     [sys.executable, "-m", "compiler.cli", "check", str(path)],
-                    check=True, capture_output=True, cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                    cwd=ROOT,
                 ),
                 1,
             )
-            rows = best(lambda: summary.rows(net.body), args.repeat)
-            optimise = best(lambda: passes.optimise(net), args.repeat)
+            rows = best(lambda net=net: summary.rows(net.body), args.repeat)
+            optimise = best(lambda net=net: passes.optimise(net), args.repeat)
             if emit is not None:
-                emitted = best(lambda: emit(net), args.repeat)
+                emitted = best(lambda net=net: emit(net), args.repeat)
                 emit_text = f"{emitted * 1e3:6.0f}ms  {emitted / blocks * 1e3:7.2f}ms"
             else:
                 emit_text = f"{'n/a: source backend missing':>19}"
-            print(f"{blocks:6d}  {nodes:7d}  {check * 1e3:6.0f}ms  {check / blocks * 1e3:7.2f}ms  "
-                  f"{process * 1e3:8.0f}ms  {rows * 1e3:6.0f}ms  {optimise * 1e3:6.0f}ms  {emit_text}")
+            print(
+                f"{blocks:6d}  {nodes:7d}  {check * 1e3:6.0f}ms  {check / blocks * 1e3:7.2f}ms  "
+                f"{process * 1e3:8.0f}ms  {rows * 1e3:6.0f}ms  {optimise * 1e3:6.0f}ms  {emit_text}"
+            )
 
 
 if __name__ == "__main__":

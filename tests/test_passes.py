@@ -133,6 +133,72 @@ def test_fused_kernel_and_plain_path_agree():
         assert (module(t.x) - fast).abs().max() > 0.05
 
 
+@pytest.fixture
+def arena_everywhere(monkeypatch):
+    """Small test inputs make small activations: buffer them all the same."""
+    monkeypatch.setattr(runtime.Arena, "MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize("spec", ["googlenet_torchvision", "googlenet_d2l"])
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_activation_arena_keeps_the_outputs(arena_everywhere, spec, layout):
+    t = trained(spec)
+    net = passes.optimise(t.net, disable=() if layout == "channels_last" else {"channels_last"})
+    module = build_module(net, deploy=True).eval()
+    module.load_training_checkpoint(t.state_dict)
+    with torch.inference_mode():
+        first = module(t.x)
+        again = module(t.x)
+        assert module._arena.buffers  # the arena was used
+        module.use_arena(False)
+        plain = module(t.x)
+    torch.testing.assert_close(first, t.expected, **TOLERANCE)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    torch.testing.assert_close(plain, first, **TOLERANCE)
+
+
+def test_arena_buffers_never_reach_the_caller(arena_everywhere, tmp_path):
+    """A network that ends in a convolution: its output is copied out of the arena."""
+    spec = tmp_path / "conv_net.net"
+    spec.write_text(
+        "network ConvNet() {\n    input 3x16x16\n    conv = conv(8, 3, padding=1)\n    relu\n}\n"
+    )
+    net = compiler.load(spec)
+    module = build_module(passes.optimise(net), deploy=True).eval()
+    module.load_training_checkpoint(build_module(net).state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode():
+        first = module(x)
+        kept = first.clone()
+        module(torch.randn(2, 3, 16, 16))
+        assert module._arena.buffers
+    assert torch.equal(first, kept)
+
+
+def test_arena_is_per_thread(arena_everywhere):
+    import threading
+
+    t = trained("googlenet_torchvision")
+    _, _, module = t.deploy(passes.optimise(t.net))
+    inputs = [torch.randn(2, *t.net.input_shape) for _ in range(4)]
+    with torch.inference_mode():
+        expected = [module(x) for x in inputs]
+    results: dict[int, list[torch.Tensor]] = {}
+
+    def run(i: int) -> None:
+        with torch.inference_mode():
+            results[i] = [module(inputs[i]) for _ in range(3)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, outs in results.items():
+        for out in outs:
+            torch.testing.assert_close(out, expected[i], rtol=0, atol=0)
+
+
 def test_other_batch_sizes():
     t = trained("googlenet_torchvision")
     _, _, module = t.deploy(passes.optimise(t.net))

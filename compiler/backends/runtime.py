@@ -11,14 +11,17 @@ heads at all.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from compiler import ir
+from compiler.shapes import conv_out, pool_out
 
 
 class ScaleShift(nn.Module):
@@ -55,14 +58,78 @@ _MKLDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(
 )
 
 
+class Arena(threading.local):
+    """Activation buffers of one deploy network, per thread: every step writes
+    its output into the same memory on every call.
+
+    A fresh tensor of a few MB is fresh pages from the OS, and the page faults
+    that fill them cost about a fifth of a GoogLeNet forward on CPU (batch 16;
+    bench/deploy_speed.py). The buffers are used only inside the network's
+    forward (``ARENA`` is set there), in inference, on plain CPU tensors;
+    they hold one set of activations per thread (about 160 MB for GoogLeNet at
+    batch 16), replaced when the input shape changes. The network never
+    returns one of them.
+    """
+
+    # Smaller outputs come from memory the C allocator keeps: no page faults to save,
+    # and the in-place convolution's zeroing would cost more than it saves (batch 1).
+    MIN_BYTES = 1 << 20
+
+    def __init__(self) -> None:
+        self.buffers: dict[object, torch.Tensor] = {}
+
+    def get(
+        self,
+        key: object,
+        shape: tuple[int, ...],
+        like: torch.Tensor,
+        dtype: torch.dtype | None = None,
+        channels_last: bool | None = None,
+    ) -> torch.Tensor:
+        """The buffer ``key`` (an owner's id, and a name), of ``shape``, in the
+        memory format of ``like`` (or channels_last as told)."""
+        dtype = dtype or like.dtype
+        if channels_last is None:  # channels innermost, as in a slice of a channels_last tensor
+            channels_last = like.dim() == 4 and like.stride(1) <= min(like.stride()[2:])
+        buffer = self.buffers.get(key)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or (
+            channels_last != buffer.is_contiguous(memory_format=torch.channels_last)
+        ):
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            buffer = torch.empty(shape, dtype=dtype, memory_format=fmt)
+            self.buffers[key] = buffer
+        return buffer
+
+    def owns(self, x: torch.Tensor) -> bool:
+        storage = x.untyped_storage().data_ptr()
+        return any(b.untyped_storage().data_ptr() == storage for b in self.buffers.values())
+
+
+ARENA: ContextVar[Arena | None] = ContextVar("netc_arena", default=None)
+
+
+def _buffer(
+    key: object, shape: tuple[int, ...], like: torch.Tensor, dtype=None, channels_last=None
+) -> torch.Tensor | None:
+    """The arena's buffer for an output of ``shape``, or None: outside a deploy
+    forward, or too small to be worth it."""
+    arena = ARENA.get()
+    size = math.prod(shape) * (dtype or like.dtype).itemsize
+    if arena is None or size < Arena.MIN_BYTES:
+        return None
+    return arena.get(key, shape, like, dtype, channels_last)
+
+
 class FusedConv2d(nn.Conv2d):
     """A deploy convolution (``ir.FusedConv``): batch norm folded in, sibling
     convolutions stacked, ReLU applied in the call.
 
     On CPU in inference it runs oneDNN's fused convolution+ReLU kernel (the one
     ``torch.compile`` uses) on a weight reordered once for oneDNN and cached
-    until the weight changes; otherwise, and under tracing, compiling or
-    export, a plain convolution and an in-place ReLU.
+    until the weight changes, writing into the network's ``Arena`` (the
+    in-place variant adds the convolution to its output buffer, so that is
+    zeroed first); otherwise, and under tracing, compiling or export, a plain
+    convolution and an in-place ReLU.
     """
 
     def __init__(self, op: ir.FusedConv):
@@ -84,9 +151,21 @@ class FusedConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.padding, tuple) and _plain_tensors_only(x):
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self._mkldnn_weight(x), self.bias, self.padding, self.stride,
-                self.dilation, self.groups, "relu" if self.relu else "none", [], "",
+            size = [
+                conv_out(n, k, s, p, d)
+                for n, k, s, p, d in zip(
+                    x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation
+                )
+            ]
+            out = _buffer(id(self), (x.shape[0], self.out_channels, *size), x)
+            if out is None:
+                return torch.ops.mkldnn._convolution_pointwise(
+                    x, self._mkldnn_weight(x), self.bias, self.padding, self.stride,
+                    self.dilation, self.groups, "relu" if self.relu else "none", [], "",
+                )
+            return torch.ops.mkldnn._convolution_pointwise_.binary(
+                out.zero_(), x, self._mkldnn_weight(x), self.bias, self.padding, self.stride,
+                self.dilation, self.groups, "add", 1.0, "relu" if self.relu else None, [], "",
             )
         y = self._conv_forward(x, self.weight, self.bias)
         return F.relu(y, inplace=True) if self.relu else y
@@ -103,6 +182,28 @@ class FusedConv2d(nn.Conv2d):
         return self._packed[1]
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` that writes into the network's ``Arena`` when there is one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if ARENA.get() is None or not _plain_tensors_only(x):
+            return super().forward(x)
+        k, s, p, d = (
+            v if isinstance(v, tuple) else (v, v)
+            for v in (self.kernel_size, self.stride, self.padding, self.dilation)
+        )
+        size = [pool_out(*args, self.ceil_mode) for args in zip(x.shape[2:], k, s, p, d)]
+        shape = (*x.shape[:2], *size)
+        out = _buffer(id(self), shape, x)
+        if out is None:
+            return super().forward(x)
+        indices = _buffer((id(self), "indices"), shape, x, torch.long)
+        torch.ops.aten.max_pool2d_with_indices.out(
+            x, k, s, p, d, self.ceil_mode, out=out, indices=indices
+        )
+        return out
+
+
 # One entry per op kind: the module a named layer becomes.
 MODULES: dict[str, Callable[..., nn.Module]] = {
     "conv": lambda op: nn.Conv2d(
@@ -117,7 +218,7 @@ MODULES: dict[str, Callable[..., nn.Module]] = {
     ),
     "batchnorm": lambda op: nn.BatchNorm2d(op.num_features, eps=op.eps, momentum=op.momentum),
     "relu": lambda op: nn.ReLU(),
-    "maxpool": lambda op: nn.MaxPool2d(
+    "maxpool": lambda op: MaxPool2d(
         op.kernel_size, op.stride, op.padding, op.dilation, ceil_mode=op.ceil_mode
     ),
     "avgpool": lambda op: nn.AvgPool2d(
@@ -205,16 +306,28 @@ class BlockModule(nn.Module):
         if kind == "module":
             return self._modules[what](x)
         if kind == "concat":
-            return torch.cat([self._modules[name](x) for name in what], 1)
+            return self._cat([self._modules[name](x) for name in what], what)
         if kind == "fork":
             head, split, reads = what
             pieces = torch.split(self._modules[head](x), split, 1)
             outputs = []
             for piece, name in reads:
                 y = x if piece is None else pieces[piece]
+                if name is not None and piece is not None:
+                    # A slice of channels is no input for a convolution: copy it
+                    # into a buffer here rather than into fresh memory there.
+                    buffer = _buffer((id(self), name), y.shape, y)
+                    y = y if buffer is None else buffer.copy_(y)
                 outputs.append(y if name is None else self._modules[name](y))
-            return torch.cat(outputs, 1)
+            return self._cat(outputs, what)
         return FUNCTIONS[what.op](what, x, self.training)
+
+    def _cat(self, outputs: list[torch.Tensor], key) -> torch.Tensor:
+        shape = (outputs[0].shape[0], sum(y.shape[1] for y in outputs), *outputs[0].shape[2:])
+        out = _buffer((id(self), key), shape, outputs[0])
+        if out is None or not _plain_tensors_only(outputs[0]):
+            return torch.cat(outputs, 1)
+        return torch.cat(outputs, 1, out=out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for kind, what in self._steps:
@@ -240,10 +353,32 @@ class NetworkModule(BlockModule):
         self._channels_last = net.memory_format == "channels_last"
         if self._channels_last:
             self.to(memory_format=torch.channels_last)
+        self._arena = Arena() if net.passes else None
+
+    def use_arena(self, enabled: bool = True) -> None:
+        """Deploy builds keep their activations in per-thread buffers (``Arena``),
+        trading memory for speed; ``use_arena(False)`` frees them and stops that."""
+        self._arena = Arena() if enabled else None
 
     def forward(self, x: torch.Tensor):
+        arena = self._arena if not self.training and _plain_tensors_only(x) else None
+        if arena is None:
+            return self._forward(x)
+        token = ARENA.set(arena)
+        try:
+            y = self._forward(x)
+        finally:
+            ARENA.reset(token)
+        return y.clone() if arena.owns(y) else y
+
+    def _forward(self, x: torch.Tensor):
         if self._channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+            if not x.is_contiguous(memory_format=torch.channels_last):
+                buffer = _buffer("input", x.shape, x, channels_last=True)
+                if buffer is None:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                else:
+                    x = buffer.copy_(x)
         aux: dict[str, torch.Tensor] = {}
         for kind, what in self._steps:
             x = self._step(kind, what, x)

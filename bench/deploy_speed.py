@@ -1,0 +1,438 @@
+"""Deploy speed: netc's models against torchvision's GoogLeNet, side by side, in one run.
+
+Not a test. Run it with the interpreter that has torchvision (netc installed
+there with ``pip install -e . --no-deps``)::
+
+    /work/tvenv/bin/python bench/deploy_speed.py            # both specs, batch 1 and 16
+    /work/tvenv/bin/python bench/deploy_speed.py --batches 16 --no-compile
+
+CPU, ``torch.set_num_threads(<cores>)``, eval mode under ``torch.inference_mode()``,
+3x224x224 inputs. Every row is timed in the same rounds (one call of each row
+per round, round-robin, so that a neighbour's load spreads over all rows), and
+the median per batch is reported after warm-up. Ratios are against the first
+row. GFLOP/s is netc's own MAC count x 2 / time; "% peak" compares it with a
+large fp32 matmul in onnxruntime measured in the same run (faster than
+torch's matmul here), the practical peak of the machine.
+
+Rows: torchvision's googlenet eager, the same channels_last, under torch.compile
+(inductor with freezing) and in onnxruntime (its ONNX export); for each spec,
+netc's runtime module (unoptimised), the generated module (the source
+backend), the optimised deploy module (compiler.passes), that under
+torch.compile with the same options, and its ONNX export in onnxruntime.
+Where torchvision is missing, the hand-written reference in
+tests/reference_models.py stands in, and the table says so. All models get
+the same weights: a netc training checkpoint (spec initialisation, batch-norm
+statistics perturbed away from 0/1) loaded into each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import compiler
+from compiler import ir, passes
+from compiler.backends.runtime import build_module
+
+SPECS = ("googlenet_torchvision", "googlenet_v1")
+INPUT = (3, 224, 224)
+COMPILE_OPTIONS = {"freezing": True}  # inductor options, the same for every compiled row
+
+
+@dataclass
+class Row:
+    name: str
+    run: Callable[[torch.Tensor], object] | None  # None: not available (see note)
+    macs: int  # per image, netc's count
+    note: str = ""
+    setup_s: dict[int, float] = field(default_factory=dict)  # batch -> compile/first-call time
+    times: dict[int, list[float]] = field(default_factory=dict)
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def training_checkpoint(net: ir.Network, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The spec's initialisation, batch-norm statistics and affine moved off
+    their defaults (as after training), so that folding has work to do."""
+    torch.manual_seed(seed)
+    module = build_module(net)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.1, 0.1, generator=g)
+    return module.state_dict()
+
+
+def torchvision_googlenet() -> tuple[torch.nn.Module, str]:
+    try:
+        import torchvision
+
+        model = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
+        return model, f"torchvision {torchvision.__version__} googlenet"
+    except ImportError:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from reference_models import GoogLeNetTorchvision
+
+        model = GoogLeNetTorchvision(aux_logits=True)
+        return model, "hand-written reference (tests/reference_models.py; torchvision missing)"
+
+
+def generated_module(net: ir.Network, state_dict) -> tuple[torch.nn.Module | None, str]:
+    """netc's generated source for ``net``, executed, with the checkpoint loaded."""
+    try:
+        from compiler.backends.source import emit
+    except ImportError:
+        return None, "n/a: source backend missing"
+    namespace: dict = {"__name__": f"netc_generated_{net.name}"}
+    exec(compile(emit(net), f"<generated {net.source}>", "exec"), namespace)
+    module = namespace[net.name]()
+    module.load_state_dict(state_dict, strict=True)
+    return module.eval(), ""
+
+
+def compiled(module: torch.nn.Module) -> Callable:
+    return torch.compile(module, options=COMPILE_OPTIONS)
+
+
+def onnx_session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No spinning after a run: idle threads would spin into the next row's time.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x.numpy()})
+
+
+@contextlib.contextmanager
+def quiet():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def export_onnx(module: torch.nn.Module, path: Path) -> float:
+    """The same exporter settings as compiler/backends/onnx_export.py."""
+    start = time.perf_counter()
+    with quiet(), torch.no_grad():
+        torch.onnx.export(
+            module,
+            (torch.randn(2, *INPUT),),
+            str(path),
+            dynamo=True,
+            opset_version=18,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            external_data=False,
+            optimize=True,
+        )
+    return time.perf_counter() - start
+
+
+def export_netc(net: ir.Network, module: torch.nn.Module, path: Path) -> float:
+    try:
+        from compiler.backends import onnx_export
+    except ImportError:
+        return export_onnx(module, path)
+    with quiet():
+        return onnx_export.export(net, path, state_dict=module.state_dict()).seconds
+
+
+def matmul_row(threads: int, n: int = 2048) -> Row:
+    """An n x n x n fp32 matmul in onnxruntime, timed with the other rows (its
+    input is fixed: ``macs`` is per call, whatever the batch)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    tensor = [helper.make_tensor_value_info(k, TensorProto.FLOAT, [n, n]) for k in "abc"]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "mm", tensor[:2], tensor[2:]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    rng = np.random.default_rng(0)
+    feed = {k: rng.random((n, n), dtype=np.float32) for k in "ab"}
+    return Row(f"onnxruntime fp32 matmul {n}^3", lambda x: session.run(None, feed), n**3)
+
+
+def peak_gflops(row: Row, batch: int) -> float:
+    return 2 * row.macs / statistics.median(row.times[batch]) / 1e9
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def build_rows(args, threads: int, work: Path) -> tuple[list[Row], dict[str, tuple[Row, ...]]]:
+    rows: list[Row] = []
+    targets: dict[str, tuple[Row, ...]] = {}
+    tv_net = compiler.load(ROOT / "specs" / "googlenet_torchvision.net")
+    tv_macs = ir.total_macs(tv_net.body)
+
+    reference, label = torchvision_googlenet()
+    reference.load_state_dict(training_checkpoint(tv_net), strict=True)
+    reference.eval()
+    reference_cl = build_copy(reference).to(memory_format=torch.channels_last)
+    tv_rows = [
+        Row(f"{label} eager", reference, tv_macs),
+        Row("  the same, channels_last", channels_last_call(reference_cl), tv_macs),
+    ]
+    rows += tv_rows
+    if args.compile:
+        tv_rows.append(
+            Row("  the same (channels_last) under torch.compile", compiled(reference_cl), tv_macs)
+        )
+        rows.append(tv_rows[-1])
+    if args.onnx:
+        seconds = export_onnx(reference, work / "torchvision.onnx")
+        tv_rows.append(
+            Row(
+                "  its ONNX export in onnxruntime",
+                onnx_session(work / "torchvision.onnx", threads),
+                tv_macs,
+                note=f"export {seconds:.1f} s",
+            )
+        )
+        rows.append(tv_rows[-1])
+
+    for spec in args.specs:
+        net = compiler.load(ROOT / "specs" / f"{spec}.net")
+        macs = ir.total_macs(net.body)
+        checkpoint = training_checkpoint(net)
+        runtime = build_module(net).eval()
+        runtime.load_state_dict(checkpoint, strict=True)
+        generated, why = generated_module(net, checkpoint)
+        optimised = passes.optimise(net)
+        deploy = build_module(optimised, deploy=True).eval()
+        deploy.load_training_checkpoint(checkpoint)
+        spec_rows = [
+            Row(f"{spec}: netc runtime module", runtime, macs),
+            Row(f"{spec}: netc generated module", generated, macs, note=why),
+            Row(
+                f"{spec}: netc optimised deploy module",
+                deploy,
+                macs,
+                note=", ".join(optimised.passes),
+            ),
+        ]
+        if args.compile:
+            spec_rows.append(
+                Row(f"{spec}: the deploy module under torch.compile", compiled(deploy), macs)
+            )
+        if args.onnx:
+            # ONNX has no memory format: the export is the deploy build without that pass.
+            for_onnx = passes.optimise(net, disable={"channels_last"})
+            exported = build_module(for_onnx, deploy=True).eval()
+            exported.load_training_checkpoint(checkpoint)
+            path = work / f"{spec}.onnx"
+            seconds = export_netc(for_onnx, exported, path)
+            spec_rows.append(
+                Row(
+                    f"{spec}: its ONNX export in onnxruntime",
+                    onnx_session(path, threads),
+                    macs,
+                    note=f"export {seconds:.1f} s",
+                )
+            )
+        rows += spec_rows
+        targets[spec] = tuple(spec_rows)
+        if args.ablation:
+            for name in passes.PASSES:
+                off = passes.optimise(net, disable={name})
+                module = build_module(off, deploy=True).eval()
+                module.load_training_checkpoint(checkpoint)
+                rows.append(Row(f"{spec}:   deploy without {name}", module, macs))
+            module = build_module(optimised, deploy=True).eval()
+            module.load_training_checkpoint(checkpoint)
+            module.use_arena(False)
+            rows.append(Row(f"{spec}:   deploy without its activation arena", module, macs))
+    return rows, {"torchvision": tuple(tv_rows), **targets}
+
+
+def build_copy(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module)
+
+
+def channels_last_call(module: torch.nn.Module) -> Callable:
+    return lambda x: module(x.contiguous(memory_format=torch.channels_last))
+
+
+def time_rows(rows: list[Row], batch: int, warmup: int, rounds: int) -> None:
+    """Each row once per round, in order; the matmul row too, so that whatever
+    else the machine does spreads over all of them."""
+    x = torch.randn(batch, *INPUT, generator=torch.Generator().manual_seed(batch))
+    live = [r for r in rows if r.run is not None]
+    with torch.inference_mode():
+        for row in live:
+            start = time.perf_counter()
+            row.run(x)  # the first call compiles, packs weights, plans
+            row.setup_s[batch] = time.perf_counter() - start
+            for _ in range(warmup - 1):
+                row.run(x)
+            row.times[batch] = []
+        for _ in range(rounds):
+            for row in live:
+                start = time.perf_counter()
+                row.run(x)
+                row.times[batch].append(time.perf_counter() - start)
+
+
+def report(rows: list[Row], batches: list[int], peaks: dict[int, float], threads: int) -> None:
+    width = max(len(r.name) for r in rows)
+    for batch in batches:
+        peak = peaks[batch]
+        first = statistics.median(rows[0].times[batch])
+        print(
+            f"\nbatch {batch}, {INPUT[0]}x{INPUT[1]}x{INPUT[2]}, {threads} threads: "
+            f"median ms per batch over {len(rows[0].times[batch])} rounds"
+        )
+        print(f"{'':{width}}  {'ms':>9}  {'ratio':>6}  {'img/s':>7}  {'GFLOP/s':>7}  {'% peak':>6}")
+        for row in rows:
+            if row.run is None:
+                print(f"{row.name:{width}}  {row.note}")
+                continue
+            t = statistics.median(row.times[batch])
+            gflops = 2 * row.macs * batch / t / 1e9
+            note = f"  {row.note}" if row.note else ""
+            print(
+                f"{row.name:{width}}  {t * 1e3:9.1f}  {t / first:6.3f}  {batch / t:7.1f}  "
+                f"{gflops:7.1f}  {100 * gflops / peak:5.1f}%{note}"
+            )
+
+
+def report_setup(rows: list[Row], batches: list[int]) -> None:
+    slow = [r for r in rows if r.run is not None and "torch.compile" in r.name]
+    if not slow:
+        return
+    print(
+        "\ncompile time (first call: tracing + inductor with "
+        f"{', '.join(f'{k}={v}' for k, v in COMPILE_OPTIONS.items())}), per batch size:"
+    )
+    for row in slow:
+        print(
+            f"  {row.name.strip()}: "
+            + ", ".join(f"batch {b}: {row.setup_s[b]:.1f} s" for b in batches)
+        )
+
+
+def report_targets(groups: dict[str, tuple[Row, ...]], batch: int, peak: float) -> None:
+    if batch not in groups["torchvision"][0].times:
+        return
+
+    def ms(row: Row) -> float:
+        return statistics.median(row.times[batch]) * 1e3
+
+    def find(rs: tuple[Row, ...], text: str) -> Row | None:
+        return next((r for r in rs if text in r.name and r.run is not None), None)
+
+    tv = groups["torchvision"]
+    tv_cl, tv_compiled, tv_onnx = (
+        find(tv, "channels_last"),
+        find(tv, "torch.compile"),
+        find(tv, "ONNX"),
+    )
+    print(f"\ntargets at batch {batch}:")
+    for spec, rs in groups.items():
+        if spec == "torchvision":
+            continue
+        deploy, comp, onnx_row = (
+            find(rs, "deploy module"),
+            find(rs, "torch.compile"),
+            find(rs, "ONNX"),
+        )
+        checks = [("deploy eager <= 0.8 x torchvision channels_last", deploy, tv_cl, 0.8)]
+        if comp and tv_compiled:
+            checks.append(
+                ("deploy torch.compile <= torchvision torch.compile", comp, tv_compiled, 1.0)
+            )
+        if onnx_row and tv_onnx:
+            checks.append(("netc ONNX in onnxruntime <= torchvision's", onnx_row, tv_onnx, 1.0))
+        for what, mine, theirs, limit in checks:
+            ratio = ms(mine) / ms(theirs)
+            print(
+                f"  {spec}: {what}: {ms(mine):.1f} / {ms(theirs):.1f} ms = {ratio:.3f} "
+                f"[{'met' if ratio <= limit else 'MISSED'}]"
+            )
+        if onnx_row:
+            gflops = 2 * onnx_row.macs * batch / (ms(onnx_row) / 1e3) / 1e9
+            print(
+                f"  {spec}: netc ONNX in onnxruntime >= 90% of the matmul's GFLOP/s: "
+                f"{gflops:.0f} / {peak:.0f} = {100 * gflops / peak:.0f}% "
+                f"[{'met' if gflops >= 0.9 * peak else 'MISSED'}]"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--specs", nargs="+", default=list(SPECS))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="timed rounds (default: 30 at batch 1, 7 at 16)"
+    )
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also the deploy module with each pass off, and without its arena",
+    )
+    args = parser.parse_args()
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(threads)
+    print(
+        f"torch {torch.__version__}, {threads} threads, "
+        f"onnxruntime {__import__('onnxruntime').__version__}, python {sys.version.split()[0]}"
+    )
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, groups = build_rows(args, threads, Path(tmp))
+        print(f"built and exported in {time.perf_counter() - start:.0f} s")
+        matmul = matmul_row(threads)
+        peaks = {}
+        for batch in args.batches:
+            rounds = args.rounds or (30 if batch == 1 else 7)
+            time_rows([*rows, matmul], batch, args.warmup, rounds)
+            peaks[batch] = peak_gflops(matmul, batch)
+            print(f"batch {batch}: {matmul.name}: {peaks[batch]:.0f} GFLOP/s (the peak below)")
+    report(rows, args.batches, peaks, threads)
+    report_setup(rows, args.batches)
+    report_targets(groups, max(args.batches), peaks[max(args.batches)])
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
