@@ -140,10 +140,11 @@ def arena_everywhere(monkeypatch):
 
 
 @pytest.mark.parametrize("spec", ["googlenet_torchvision", "googlenet_d2l"])
-@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
-def test_activation_arena_keeps_the_outputs(arena_everywhere, spec, layout):
+@pytest.mark.parametrize("off", [(), ("channels_last",), ("fuse_relu",)])
+def test_activation_arena_keeps_the_outputs(arena_everywhere, spec, off):
+    """NHWC and NCHW buffers; convolutions with and without their ReLU."""
     t = trained(spec)
-    net = passes.optimise(t.net, disable=() if layout == "channels_last" else {"channels_last"})
+    net = passes.optimise(t.net, disable=off)
     module = build_module(net, deploy=True).eval()
     module.load_training_checkpoint(t.state_dict)
     with torch.inference_mode():
@@ -309,6 +310,13 @@ def test_checkpoint_keys_missing_or_left_over_are_errors():
     extra = {**t.state_dict, "inception3a.branch5.weight": torch.zeros(1)}
     with pytest.raises(CheckpointError, match=r"unexpected keys: inception3a\.branch5\.weight$"):
         module.load_training_checkpoint(extra)
+    # A deploy state_dict is no training checkpoint: eight keys of each kind are named.
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing keys: conv1\.bn\.weight, (\S+, ){6}\S+ and 247 more; "
+        r"unexpected keys: conv1\.conv\.bias, (\S+, ){6}\S+ and 40 more$",
+    ):
+        module.load_training_checkpoint(module.state_dict())
     # Folding does not need num_batches_tracked: older checkpoints lack it.
     old = {k: v for k, v in t.state_dict.items() if not k.endswith("num_batches_tracked")}
     module.load_training_checkpoint(old)

@@ -454,11 +454,16 @@ def training_to_deploy(
     if missing or left:
         parts = []
         if missing:
-            parts.append("missing keys: " + ", ".join(missing))
+            parts.append("missing keys: " + _some(missing))
         if left:
-            parts.append("unexpected keys: " + ", ".join(left))
+            parts.append("unexpected keys: " + _some(list(left)))
         raise CheckpointError(f"the checkpoint does not fit {net.name}: " + "; ".join(parts))
     return out, dropped
+
+
+def _some(keys: list[str], shown: int = 8) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def _fold(source: ir.ConvSource, take) -> tuple[torch.Tensor, torch.Tensor] | None:
