@@ -289,6 +289,9 @@ class Fork(_Node):
     kind: Literal["fork"] = "fork"
     head: Layer
     branches: tuple[ForkBranch, ...]
+    # head.op.split as expressions in the enclosing scope, for code generation
+    # ("ch1x1", ...; "": unknown, () when not recorded).
+    split_exprs: tuple[str, ...] = ()
 
 
 Node = Annotated[Union[Layer, Seq, Block, Concat, Fork], Field(discriminator="kind")]

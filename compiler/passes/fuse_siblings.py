@@ -110,6 +110,7 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.F
         name=None,
         head=head,
         branches=tuple(branches),
+        split_exprs=tuple(exprs),
         in_shape=concat.in_shape,
         out_shape=concat.out_shape,
         span=concat.span,
