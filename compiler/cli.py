@@ -174,29 +174,39 @@ def graph(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int) 
 @spec_options
 @click.option("-o", "--output", metavar="PATH",
               help="File to write, or an existing folder [default: ./SPEC_NAME.py or .onnx].")
-@click.option("--deploy", is_flag=True,
-              help="No aux heads; a loader for training checkpoints instead.")
 @click.option("--emit", "emit_kind", type=click.Choice(["py", "onnx"]), default="py",
-              show_default=True, help="Standalone PyTorch source, or ONNX (always the deploy graph).")
+              show_default=True,
+              help="Standalone PyTorch source, or ONNX (always the deploy graph, optimised).")
+@pass_options
 def compile_(spec: str, sets: tuple[str, ...], input_text: str | None, output: str | None,
-             deploy: bool, emit_kind: str) -> None:
-    """Compile SPEC to standalone PyTorch source, or to ONNX; print what was written."""
+             emit_kind: str, deploy: bool, **switches: bool) -> None:
+    """Compile SPEC to standalone PyTorch source, or to ONNX; print what was written.
+
+    With --deploy, the optimised deploy build: no aux heads, and a loader that
+    turns a training checkpoint into its weights."""
     start = time.perf_counter()
     net = load_network(spec, sets, input_text)
+    if emit_kind == "onnx":  # ONNX has no memory format: channels_last would only add nodes
+        switches = {**switches, "no_channels_last": True}
+    built = deploy_network(net, deploy or emit_kind == "onnx", switches)
     target = _output_path(spec, output, f".{emit_kind}")
+    passes = [p for p in built.passes if p != "drop_unused"]
+    optimised = f" optimised by {'+'.join(passes)}" if passes else ""
     if emit_kind == "py":
         from compiler.backends.source import emit
 
-        text = emit(net, deploy=deploy)
+        text = emit(built, deploy=deploy)
         _write_atomic(target, lambda tmp: tmp.write_bytes(text.encode("utf-8")), output)
-        build = "deploy build" if deploy else "training build"
+        build = f"deploy build{optimised}" if deploy else "training build"
         what = f"{net.name}, {build}, {text.count(chr(10))} lines"
     else:
         from compiler.backends import onnx_export
 
         done = []
-        _write_atomic(target, lambda tmp: done.append(onnx_export.export(net, tmp)), output)
-        what = (f"{net.name}, deploy graph, opset {done[0].opset}, dynamic batch, "
+        _write_atomic(
+            target, lambda tmp: done.append(onnx_export.export(net, tmp, deploy=built)), output
+        )
+        what = (f"{net.name}, deploy graph{optimised}, opset {done[0].opset}, dynamic batch, "
                 f"{done[0].bytes / 1e6:.1f} MB; export {done[0].seconds:.1f} s")
     elapsed = time.perf_counter() - start
     click.echo(f"wrote {_shown(target)} ({what}; {elapsed:.2f} s)")

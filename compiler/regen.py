@@ -3,8 +3,9 @@
     python -m compiler.regen            # rewrite generated/
     python -m compiler.regen --check    # only compare; exit 1 if generated/ is stale
 
-Each spec gives ``generated/<stem>.py`` (the training build) and, when it has
-aux heads, ``generated/<stem>_deploy.py``. Specs are compiled from the
+Each spec gives ``generated/<stem>.py`` (the training build) and
+``generated/<stem>_deploy.py`` (the deploy build, optimised by every pass in
+``compiler.passes``, with a loader for training checkpoints). Specs are compiled from the
 repository root with paths relative to it, so the bytes do not depend on
 where this runs. tests/test_source.py runs the check, so CI fails on a stale
 file.
@@ -37,6 +38,7 @@ def render_all() -> dict[str, str]:
     """File name in generated/ -> its text."""
     import compiler
     from compiler.backends.source import emit
+    from compiler.passes import optimise
 
     files: dict[str, str] = {}
     with contextlib.chdir(ROOT):
@@ -44,8 +46,7 @@ def render_all() -> dict[str, str]:
             relative = path.relative_to(ROOT).as_posix()
             net = compiler.load(relative)
             files[f"{path.stem}.py"] = emit(net, source=relative)
-            if net.aux:
-                files[f"{path.stem}_deploy.py"] = emit(net, deploy=True, source=relative)
+            files[f"{path.stem}_deploy.py"] = emit(optimise(net), deploy=True, source=relative)
     return files
 
 

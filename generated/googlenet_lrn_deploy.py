@@ -8,13 +8,17 @@ lrn=false to get googlenet_v1 itself.
 GoogLeNetLRN: input N x 3 x 224 x 224, output N x 1000; 6,998,552 parameters; 1.58 GMACs
 per image.
 
-Built with num_classes=1000, lrn=True, dropout=0.4; each is a keyword argument of the
-class.
+Built with num_classes=1000, lrn=True; each is a keyword argument of the class.
 
-Deploy build: no aux heads. GoogLeNetLRN.from_training_checkpoint(state_dict) loads a
-checkpoint of the training build: it drops the aux heads' keys, returns their names, and
-loads the rest with strict=True.
+Deploy build: no aux heads. Optimised by netc's deploy passes fold_bn, fuse_relu,
+fuse_siblings, channels_last. GoogLeNetLRN.from_training_checkpoint(state_dict) loads a
+checkpoint of the training build: it drops the aux heads' keys, returns their names,
+builds the fused convolutions' weights from the training ones (batch norms folded,
+siblings stacked), and loads the rest with strict=True.
 """
+
+from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +50,7 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x in_channels x H x W
-        x = self.conv(x)  # N x out_channels x H' x W'
-        return F.relu(x)
+        return F.relu(self.conv(x), inplace=True)  # N x out_channels x H' x W'
 
 
 class Inception(nn.Module):
@@ -69,22 +72,26 @@ class Inception(nn.Module):
         pool_proj: int,
     ) -> None:
         super().__init__()
-        self.branch1 = ConvBlock(in_channels, ch1x1, 1)
-        self.branch2 = nn.Sequential(
-            ConvBlock(in_channels, ch3x3red, 1), ConvBlock(ch3x3red, ch3x3, 3, padding=1)
-        )
-        self.branch3 = nn.Sequential(
-            ConvBlock(in_channels, ch5x5red, 1), ConvBlock(ch5x5red, ch5x5, 5, padding=2)
-        )
+        self.ch1x1 = ch1x1
+        self.ch3x3red = ch3x3red
+        self.ch5x5red = ch5x5red
+        self.branch1_branch2_branch3 = nn.Conv2d(in_channels, ch1x1 + ch3x3red + ch5x5red, 1)
+        self.branch2 = nn.Sequential(OrderedDict([("1", ConvBlock(ch3x3red, ch3x3, 3, padding=1))]))
+        self.branch3 = nn.Sequential(OrderedDict([("1", ConvBlock(ch5x5red, ch5x5, 5, padding=2))]))
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(3, stride=1, padding=1), ConvBlock(in_channels, pool_proj, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x in_channels x H x W
-        branch1 = self.branch1(x)  # N x ch1x1 x H x W
-        branch2 = self.branch2(x)  # N x ch3x3 x H x W
-        branch3 = self.branch3(x)  # N x ch5x5 x H x W
+        # N x (ch1x1 + ch3x3red + ch5x5red) x H x W
+        branch1_branch2_branch3 = F.relu(self.branch1_branch2_branch3(x), inplace=True)
+        # N x ch1x1 x H x W, N x ch3x3red x H x W, N x ch5x5red x H x W
+        branch1, branch2, branch3 = torch.split(
+            branch1_branch2_branch3, [self.ch1x1, self.ch3x3red, self.ch5x5red], 1
+        )
+        branch2 = self.branch2(branch2)  # N x ch3x3 x H x W
+        branch3 = self.branch3(branch3)  # N x ch5x5 x H x W
         branch4 = self.branch4(x)  # N x pool_proj x H x W
         # N x (ch1x1 + ch3x3 + ch5x5 + pool_proj) x H x W
         return torch.cat([branch1, branch2, branch3, branch4], 1)
@@ -96,7 +103,7 @@ class GoogLeNetLRN(nn.Module):
     Input N x 3 x 224 x 224, output N x 1000.
     """
 
-    def __init__(self, *, num_classes: int = 1000, lrn: bool = True, dropout: float = 0.4) -> None:
+    def __init__(self, *, num_classes: int = 1000, lrn: bool = True) -> None:
         super().__init__()
         self.lrn = lrn
         self.conv1 = ConvBlock(3, 64, 7, stride=2, padding=3)
@@ -118,7 +125,6 @@ class GoogLeNetLRN(nn.Module):
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
         # Weight initialisation, as the spec's init rules say; biases start at zero.
         for m in self.modules():
@@ -128,9 +134,13 @@ class GoogLeNetLRN(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.01)
                 nn.init.zeros_(m.bias)
+        # channels_last (NHWC): oneDNN runs convolutions and pools in it natively
+        # on CPU. forward converts its input; loading weights keeps the format.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 224 x 224
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.conv1(x)  # N x 64 x 112 x 112
         x = self.maxpool1(x)  # N x 64 x 56 x 56
         if self.lrn:
@@ -153,7 +163,6 @@ class GoogLeNetLRN(nn.Module):
         x = self.inception5b(x)  # N x 1024 x 7 x 7
         x = self.avgpool(x)  # N x 1024 x 1 x 1
         x = torch.flatten(x, 1)  # N x 1024
-        x = self.dropout(x)
         return self.fc(x)  # N x 1000 (num_classes)
 
     @classmethod
@@ -163,7 +172,8 @@ class GoogLeNetLRN(nn.Module):
         """Build the model from a training build's state_dict; return it and the keys dropped.
 
         The keys of the aux heads (AUX_HEADS) are dropped, and returned so that the
-        caller sees what was left out. Every other key must match exactly
+        caller sees what was left out. Fused convolutions get their weights from
+        their sources' (FUSED_CONVS). Every other key must match exactly
         (strict=True): a missing or unexpected key is an error, never a silent skip.
         """
         kept, dropped = {}, []
@@ -173,5 +183,127 @@ class GoogLeNetLRN(nn.Module):
             else:
                 kept[key] = value
         model = cls(**kwargs)
-        model.load_state_dict(kept, strict=True)
+        model.load_state_dict(_fuse(kept), strict=True)
         return model, dropped
+
+
+# -- loading a training checkpoint ---------------------------------------------------------
+
+
+class ConvSource(NamedTuple):
+    """A training convolution whose weights become output channels of a deploy one.
+
+    conv: its module path in a training checkpoint; bn: the batch norm folded into
+    it (None: none); bias: whether the convolution has a bias; eps: the batch norm's.
+    The defaults are what most of this network's convolutions have.
+    """
+
+    conv: str
+    bn: str | None = None
+    bias: bool = True
+    eps: float = 1e-05
+
+
+# Deploy convolutions made of sibling training ones: their weights, each with its
+# batch norm folded in, stacked along output channels in this order.
+FUSED_CONVS: dict[str, tuple[ConvSource, ...]] = {
+    "inception3a.branch1_branch2_branch3": (
+        ConvSource("inception3a.branch1.conv"),
+        ConvSource("inception3a.branch2.0.conv"),
+        ConvSource("inception3a.branch3.0.conv"),
+    ),
+    "inception3b.branch1_branch2_branch3": (
+        ConvSource("inception3b.branch1.conv"),
+        ConvSource("inception3b.branch2.0.conv"),
+        ConvSource("inception3b.branch3.0.conv"),
+    ),
+    "inception4a.branch1_branch2_branch3": (
+        ConvSource("inception4a.branch1.conv"),
+        ConvSource("inception4a.branch2.0.conv"),
+        ConvSource("inception4a.branch3.0.conv"),
+    ),
+    "inception4b.branch1_branch2_branch3": (
+        ConvSource("inception4b.branch1.conv"),
+        ConvSource("inception4b.branch2.0.conv"),
+        ConvSource("inception4b.branch3.0.conv"),
+    ),
+    "inception4c.branch1_branch2_branch3": (
+        ConvSource("inception4c.branch1.conv"),
+        ConvSource("inception4c.branch2.0.conv"),
+        ConvSource("inception4c.branch3.0.conv"),
+    ),
+    "inception4d.branch1_branch2_branch3": (
+        ConvSource("inception4d.branch1.conv"),
+        ConvSource("inception4d.branch2.0.conv"),
+        ConvSource("inception4d.branch3.0.conv"),
+    ),
+    "inception4e.branch1_branch2_branch3": (
+        ConvSource("inception4e.branch1.conv"),
+        ConvSource("inception4e.branch2.0.conv"),
+        ConvSource("inception4e.branch3.0.conv"),
+    ),
+    "inception5a.branch1_branch2_branch3": (
+        ConvSource("inception5a.branch1.conv"),
+        ConvSource("inception5a.branch2.0.conv"),
+        ConvSource("inception5a.branch3.0.conv"),
+    ),
+    "inception5b.branch1_branch2_branch3": (
+        ConvSource("inception5b.branch1.conv"),
+        ConvSource("inception5b.branch2.0.conv"),
+        ConvSource("inception5b.branch3.0.conv"),
+    ),
+}
+
+# What _fold reads of a batch norm (num_batches_tracked is not needed).
+_BN_STATS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _fold(state: dict[str, torch.Tensor], source: ConvSource) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take ``source``'s tensors out of ``state``: its weight and bias (zero if it has
+    none), with its batch norm folded in, computed in float64::
+
+        scale = bn.weight / sqrt(bn.running_var + eps)
+        weight = conv.weight * scale[:, None, None, None]
+        bias = (conv.bias - bn.running_mean) * scale + bn.bias
+    """
+    weight = state.pop(f"{source.conv}.weight")
+    w = weight.double()
+    b = state.pop(f"{source.conv}.bias").double() if source.bias else w.new_zeros(w.shape[0])
+    if source.bn is not None:
+        gamma, beta, mean, var = (state.pop(f"{source.bn}.{stat}").double() for stat in _BN_STATS)
+        state.pop(f"{source.bn}.num_batches_tracked", None)  # a training statistic
+        scale = gamma / torch.sqrt(var + source.eps)
+        w = w * scale.view(-1, 1, 1, 1)
+        b = (b - mean) * scale + beta
+    return w.to(weight.dtype), b.to(weight.dtype)
+
+
+def _needs(source: ConvSource) -> list[str]:
+    """The checkpoint keys _fold takes for ``source``."""
+    keys = [f"{source.conv}.weight"] + ([f"{source.conv}.bias"] if source.bias else [])
+    if source.bn is not None:
+        keys += [f"{source.bn}.{stat}" for stat in _BN_STATS]
+    return keys
+
+
+def _fuse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A training checkpoint (without aux heads) as this model's state_dict: the
+    weight and bias of each fused convolution made from its sources' tensors, which
+    must all be there; every other entry as it is."""
+    made_of = FUSED_CONVS
+    state = dict(state)
+    missing = [
+        k for sources in made_of.values() for s in sources for k in _needs(s) if k not in state
+    ]
+    if missing:
+        raise RuntimeError("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing))
+    fused = {}
+    for name, sources in made_of.items():
+        weights, biases = zip(*(_fold(state, source) for source in sources))
+        fused[f"{name}.weight"] = torch.cat(weights)
+        if any(source.bias or source.bn is not None for source in sources):
+            fused[f"{name}.bias"] = torch.cat(biases)
+    clash = [k for k in fused if k in state]  # left over, and a fused weight's name
+    if clash:
+        raise RuntimeError("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in clash))
+    return {**state, **fused}

@@ -5,16 +5,20 @@ a 2x2 fourth max pool, adaptive aux heads and optional input
 re-normalisation (transform_input). 13,004,888 parameters with the aux
 heads, 6,624,904 without.
 
-GoogLeNetTV: input N x 3 x 224 x 224, output N x 1000; 6,624,904 parameters; 1.50 GMACs
+GoogLeNetTV: input N x 3 x 224 x 224, output N x 1000; 6,617,624 parameters; 1.50 GMACs
 per image.
 
-Built with num_classes=1000, transform_input=False, dropout=0.2; each is a keyword
-argument of the class.
+Built with num_classes=1000; each is a keyword argument of the class.
 
-Deploy build: no aux heads. GoogLeNetTV.from_training_checkpoint(state_dict) loads a
-checkpoint of the training build: it drops the aux heads' keys, returns their names, and
-loads the rest with strict=True.
+Deploy build: no aux heads. Optimised by netc's deploy passes fold_bn, fuse_relu,
+fuse_siblings, channels_last. GoogLeNetTV.from_training_checkpoint(state_dict) loads a
+checkpoint of the training build: it drops the aux heads' keys, returns their names,
+builds the fused convolutions' weights from the training ones (batch norms folded,
+siblings stacked), and loads the rest with strict=True.
 """
+
+from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +27,6 @@ from torch import nn
 # The training build's aux heads: checkpoints saved in training hold their
 # weights, which this deploy build does not have.
 AUX_HEADS = ("aux1", "aux2")
-
-
-def scale_shift(x: torch.Tensor, scale: list[float], shift: list[float]) -> torch.Tensor:
-    """``x * scale[c] + shift[c]``: a fixed per-channel affine map."""
-    scale_ = torch.tensor(scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    shift_ = torch.tensor(shift, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return x * scale_ + shift_
 
 
 class BasicConv2d(nn.Module):
@@ -48,15 +45,12 @@ class BasicConv2d(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
-            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding
         )
-        self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x in_channels x H x W
-        x = self.conv(x)  # N x out_channels x H' x W'
-        x = self.bn(x)
-        return F.relu(x)
+        return F.relu(self.conv(x), inplace=True)  # N x out_channels x H' x W'
 
 
 class InceptionTV(nn.Module):
@@ -78,12 +72,15 @@ class InceptionTV(nn.Module):
         pool_proj: int,
     ) -> None:
         super().__init__()
-        self.branch1 = BasicConv2d(in_channels, ch1x1, 1)
+        self.ch1x1 = ch1x1
+        self.ch3x3red = ch3x3red
+        self.ch5x5red = ch5x5red
+        self.branch1_branch2_branch3 = nn.Conv2d(in_channels, ch1x1 + ch3x3red + ch5x5red, 1)
         self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, padding=1)
+            OrderedDict([("1", BasicConv2d(ch3x3red, ch3x3, 3, padding=1))])
         )
         self.branch3 = nn.Sequential(
-            BasicConv2d(in_channels, ch5x5red, 1), BasicConv2d(ch5x5red, ch5x5, 3, padding=1)
+            OrderedDict([("1", BasicConv2d(ch5x5red, ch5x5, 3, padding=1))])
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
@@ -92,9 +89,14 @@ class InceptionTV(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x in_channels x H x W
-        branch1 = self.branch1(x)  # N x ch1x1 x H x W
-        branch2 = self.branch2(x)  # N x ch3x3 x H x W
-        branch3 = self.branch3(x)  # N x ch5x5 x H x W
+        # N x (ch1x1 + ch3x3red + ch5x5red) x H x W
+        branch1_branch2_branch3 = F.relu(self.branch1_branch2_branch3(x), inplace=True)
+        # N x ch1x1 x H x W, N x ch3x3red x H x W, N x ch5x5red x H x W
+        branch1, branch2, branch3 = torch.split(
+            branch1_branch2_branch3, [self.ch1x1, self.ch3x3red, self.ch5x5red], 1
+        )
+        branch2 = self.branch2(branch2)  # N x ch3x3 x H x W
+        branch3 = self.branch3(branch3)  # N x ch5x5 x H x W
         branch4 = self.branch4(x)  # N x pool_proj x H x W
         # N x (ch1x1 + ch3x3 + ch5x5 + pool_proj) x H x W
         return torch.cat([branch1, branch2, branch3, branch4], 1)
@@ -106,11 +108,8 @@ class GoogLeNetTV(nn.Module):
     Input N x 3 x 224 x 224, output N x 1000.
     """
 
-    def __init__(
-        self, *, num_classes: int = 1000, transform_input: bool = False, dropout: float = 0.2
-    ) -> None:
+    def __init__(self, *, num_classes: int = 1000) -> None:
         super().__init__()
-        self.transform_input = transform_input
         self.conv1 = BasicConv2d(3, 64, 7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, 1)
@@ -128,26 +127,19 @@ class GoogLeNetTV(nn.Module):
         self.inception5a = InceptionTV(832, 256, 160, 320, 32, 128, 128)
         self.inception5b = InceptionTV(832, 384, 192, 384, 48, 128, 128)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(1024, num_classes)
         # Weight initialisation, as the spec's init rules say; biases start at zero.
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.trunc_normal_(m.weight, std=0.01, a=-2.0, b=2.0)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, std=0.01, a=-2.0, b=2.0)
                 nn.init.zeros_(m.bias)
+        # channels_last (NHWC): oneDNN runs convolutions and pools in it natively
+        # on CPU. forward converts its input; loading weights keeps the format.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x 3 x 224 x 224
-        if self.transform_input:
-            x = scale_shift(
-                x,
-                [0.458, 0.448, 0.45],
-                [-0.030000000000000027, -0.08799999999999997, -0.18799999999999994],
-            )
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.conv1(x)  # N x 64 x 112 x 112
         x = self.maxpool1(x)  # N x 64 x 56 x 56
         x = self.conv2(x)  # N x 64 x 56 x 56
@@ -166,7 +158,6 @@ class GoogLeNetTV(nn.Module):
         x = self.inception5b(x)  # N x 1024 x 7 x 7
         x = self.avgpool(x)  # N x 1024 x 1 x 1
         x = torch.flatten(x, 1)  # N x 1024
-        x = self.dropout(x)
         return self.fc(x)  # N x 1000 (num_classes)
 
     @classmethod
@@ -176,7 +167,8 @@ class GoogLeNetTV(nn.Module):
         """Build the model from a training build's state_dict; return it and the keys dropped.
 
         The keys of the aux heads (AUX_HEADS) are dropped, and returned so that the
-        caller sees what was left out. Every other key must match exactly
+        caller sees what was left out. Fused convolutions get their weights from
+        their sources' (FOLDED_BN, FUSED_CONVS). Every other key must match exactly
         (strict=True): a missing or unexpected key is an error, never a silent skip.
         """
         kept, dropped = {}, []
@@ -186,5 +178,161 @@ class GoogLeNetTV(nn.Module):
             else:
                 kept[key] = value
         model = cls(**kwargs)
-        model.load_state_dict(kept, strict=True)
+        model.load_state_dict(_fuse(kept), strict=True)
         return model, dropped
+
+
+# -- loading a training checkpoint ---------------------------------------------------------
+
+
+class ConvSource(NamedTuple):
+    """A training convolution whose weights become output channels of a deploy one.
+
+    conv: its module path in a training checkpoint; bn: the batch norm folded into
+    it (None: none); bias: whether the convolution has a bias; eps: the batch norm's.
+    The defaults are what most of this network's convolutions have.
+    """
+
+    conv: str
+    bn: str | None = None
+    bias: bool = False
+    eps: float = 0.001
+
+
+# Convolutions with the batch norm after them folded in; each keeps its name.
+FOLDED_BN: tuple[ConvSource, ...] = (
+    ConvSource("conv1.conv", "conv1.bn"),
+    ConvSource("conv2.conv", "conv2.bn"),
+    ConvSource("conv3.conv", "conv3.bn"),
+    ConvSource("inception3a.branch2.1.conv", "inception3a.branch2.1.bn"),
+    ConvSource("inception3a.branch3.1.conv", "inception3a.branch3.1.bn"),
+    ConvSource("inception3a.branch4.1.conv", "inception3a.branch4.1.bn"),
+    ConvSource("inception3b.branch2.1.conv", "inception3b.branch2.1.bn"),
+    ConvSource("inception3b.branch3.1.conv", "inception3b.branch3.1.bn"),
+    ConvSource("inception3b.branch4.1.conv", "inception3b.branch4.1.bn"),
+    ConvSource("inception4a.branch2.1.conv", "inception4a.branch2.1.bn"),
+    ConvSource("inception4a.branch3.1.conv", "inception4a.branch3.1.bn"),
+    ConvSource("inception4a.branch4.1.conv", "inception4a.branch4.1.bn"),
+    ConvSource("inception4b.branch2.1.conv", "inception4b.branch2.1.bn"),
+    ConvSource("inception4b.branch3.1.conv", "inception4b.branch3.1.bn"),
+    ConvSource("inception4b.branch4.1.conv", "inception4b.branch4.1.bn"),
+    ConvSource("inception4c.branch2.1.conv", "inception4c.branch2.1.bn"),
+    ConvSource("inception4c.branch3.1.conv", "inception4c.branch3.1.bn"),
+    ConvSource("inception4c.branch4.1.conv", "inception4c.branch4.1.bn"),
+    ConvSource("inception4d.branch2.1.conv", "inception4d.branch2.1.bn"),
+    ConvSource("inception4d.branch3.1.conv", "inception4d.branch3.1.bn"),
+    ConvSource("inception4d.branch4.1.conv", "inception4d.branch4.1.bn"),
+    ConvSource("inception4e.branch2.1.conv", "inception4e.branch2.1.bn"),
+    ConvSource("inception4e.branch3.1.conv", "inception4e.branch3.1.bn"),
+    ConvSource("inception4e.branch4.1.conv", "inception4e.branch4.1.bn"),
+    ConvSource("inception5a.branch2.1.conv", "inception5a.branch2.1.bn"),
+    ConvSource("inception5a.branch3.1.conv", "inception5a.branch3.1.bn"),
+    ConvSource("inception5a.branch4.1.conv", "inception5a.branch4.1.bn"),
+    ConvSource("inception5b.branch2.1.conv", "inception5b.branch2.1.bn"),
+    ConvSource("inception5b.branch3.1.conv", "inception5b.branch3.1.bn"),
+    ConvSource("inception5b.branch4.1.conv", "inception5b.branch4.1.bn"),
+)
+
+# Deploy convolutions made of sibling training ones: their weights, each with its
+# batch norm folded in, stacked along output channels in this order.
+FUSED_CONVS: dict[str, tuple[ConvSource, ...]] = {
+    "inception3a.branch1_branch2_branch3": (
+        ConvSource("inception3a.branch1.conv", "inception3a.branch1.bn"),
+        ConvSource("inception3a.branch2.0.conv", "inception3a.branch2.0.bn"),
+        ConvSource("inception3a.branch3.0.conv", "inception3a.branch3.0.bn"),
+    ),
+    "inception3b.branch1_branch2_branch3": (
+        ConvSource("inception3b.branch1.conv", "inception3b.branch1.bn"),
+        ConvSource("inception3b.branch2.0.conv", "inception3b.branch2.0.bn"),
+        ConvSource("inception3b.branch3.0.conv", "inception3b.branch3.0.bn"),
+    ),
+    "inception4a.branch1_branch2_branch3": (
+        ConvSource("inception4a.branch1.conv", "inception4a.branch1.bn"),
+        ConvSource("inception4a.branch2.0.conv", "inception4a.branch2.0.bn"),
+        ConvSource("inception4a.branch3.0.conv", "inception4a.branch3.0.bn"),
+    ),
+    "inception4b.branch1_branch2_branch3": (
+        ConvSource("inception4b.branch1.conv", "inception4b.branch1.bn"),
+        ConvSource("inception4b.branch2.0.conv", "inception4b.branch2.0.bn"),
+        ConvSource("inception4b.branch3.0.conv", "inception4b.branch3.0.bn"),
+    ),
+    "inception4c.branch1_branch2_branch3": (
+        ConvSource("inception4c.branch1.conv", "inception4c.branch1.bn"),
+        ConvSource("inception4c.branch2.0.conv", "inception4c.branch2.0.bn"),
+        ConvSource("inception4c.branch3.0.conv", "inception4c.branch3.0.bn"),
+    ),
+    "inception4d.branch1_branch2_branch3": (
+        ConvSource("inception4d.branch1.conv", "inception4d.branch1.bn"),
+        ConvSource("inception4d.branch2.0.conv", "inception4d.branch2.0.bn"),
+        ConvSource("inception4d.branch3.0.conv", "inception4d.branch3.0.bn"),
+    ),
+    "inception4e.branch1_branch2_branch3": (
+        ConvSource("inception4e.branch1.conv", "inception4e.branch1.bn"),
+        ConvSource("inception4e.branch2.0.conv", "inception4e.branch2.0.bn"),
+        ConvSource("inception4e.branch3.0.conv", "inception4e.branch3.0.bn"),
+    ),
+    "inception5a.branch1_branch2_branch3": (
+        ConvSource("inception5a.branch1.conv", "inception5a.branch1.bn"),
+        ConvSource("inception5a.branch2.0.conv", "inception5a.branch2.0.bn"),
+        ConvSource("inception5a.branch3.0.conv", "inception5a.branch3.0.bn"),
+    ),
+    "inception5b.branch1_branch2_branch3": (
+        ConvSource("inception5b.branch1.conv", "inception5b.branch1.bn"),
+        ConvSource("inception5b.branch2.0.conv", "inception5b.branch2.0.bn"),
+        ConvSource("inception5b.branch3.0.conv", "inception5b.branch3.0.bn"),
+    ),
+}
+
+# What _fold reads of a batch norm (num_batches_tracked is not needed).
+_BN_STATS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _fold(state: dict[str, torch.Tensor], source: ConvSource) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take ``source``'s tensors out of ``state``: its weight and bias (zero if it has
+    none), with its batch norm folded in, computed in float64::
+
+        scale = bn.weight / sqrt(bn.running_var + eps)
+        weight = conv.weight * scale[:, None, None, None]
+        bias = (conv.bias - bn.running_mean) * scale + bn.bias
+    """
+    weight = state.pop(f"{source.conv}.weight")
+    w = weight.double()
+    b = state.pop(f"{source.conv}.bias").double() if source.bias else w.new_zeros(w.shape[0])
+    if source.bn is not None:
+        gamma, beta, mean, var = (state.pop(f"{source.bn}.{stat}").double() for stat in _BN_STATS)
+        state.pop(f"{source.bn}.num_batches_tracked", None)  # a training statistic
+        scale = gamma / torch.sqrt(var + source.eps)
+        w = w * scale.view(-1, 1, 1, 1)
+        b = (b - mean) * scale + beta
+    return w.to(weight.dtype), b.to(weight.dtype)
+
+
+def _needs(source: ConvSource) -> list[str]:
+    """The checkpoint keys _fold takes for ``source``."""
+    keys = [f"{source.conv}.weight"] + ([f"{source.conv}.bias"] if source.bias else [])
+    if source.bn is not None:
+        keys += [f"{source.bn}.{stat}" for stat in _BN_STATS]
+    return keys
+
+
+def _fuse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A training checkpoint (without aux heads) as this model's state_dict: the
+    weight and bias of each fused convolution made from its sources' tensors, which
+    must all be there; every other entry as it is."""
+    made_of = {**{s.conv: (s,) for s in FOLDED_BN}, **FUSED_CONVS}
+    state = dict(state)
+    missing = [
+        k for sources in made_of.values() for s in sources for k in _needs(s) if k not in state
+    ]
+    if missing:
+        raise RuntimeError("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing))
+    fused = {}
+    for name, sources in made_of.items():
+        weights, biases = zip(*(_fold(state, source) for source in sources))
+        fused[f"{name}.weight"] = torch.cat(weights)
+        if any(source.bias or source.bn is not None for source in sources):
+            fused[f"{name}.bias"] = torch.cat(biases)
+    clash = [k for k in fused if k in state]  # left over, and a fused weight's name
+    if clash:
+        raise RuntimeError("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in clash))
+    return {**state, **fused}

@@ -62,9 +62,14 @@ def test_the_cli_writes_what_the_backend_emits(tmp_path, capsys):
         capsys, "compile", str(V1), "-o", str(out), "--deploy", "--set", "num_classes=10"
     )
     assert code == 0
+    from compiler.passes import optimise
+
     net = compiler.load(V1, num_classes=10)
-    assert out.read_text(encoding="utf-8") == source.emit(net, deploy=True)
-    assert "GoogLeNet, deploy build" in stdout
+    assert out.read_text(encoding="utf-8") == source.emit(optimise(net), deploy=True)
+    assert (
+        "GoogLeNet, deploy build optimised by fold_bn+fuse_relu+fuse_siblings+channels_last, "
+        in stdout
+    )
 
 
 def test_output_into_an_existing_folder(tmp_path, capsys):

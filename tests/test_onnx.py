@@ -1,4 +1,5 @@
-"""ONNX export: the deploy graph in eval mode, a dynamic batch axis, checked, and equal to PyTorch.
+"""ONNX export: the optimised deploy graph in eval mode, a dynamic batch axis, checked, and
+equal to PyTorch (the plain deploy module, from the same training checkpoint).
 
 Every shipped spec is exported at a small input with perturbed weights (see
 test_source.py: the specs' own inits can make the logits input-independent),
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 import compiler
-from compiler import cli
+from compiler import cli, ir, passes
 from compiler.backends import onnx_export
 from compiler.backends.runtime import build_module
 
@@ -29,31 +30,50 @@ except ImportError:  # tests/ collected as a package
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def convolutions(model: onnx.ModelProto | ir.Network) -> int:
+    """Conv nodes of an ONNX graph, or convolution layers of a network."""
+    if isinstance(model, ir.Network):
+        return sum(layer.op.op in ("conv", "fused_conv") for _, layer in ir.layers(model.body))
+    return sum(node.op_type == "Conv" for node in model.graph.node)
+
+
+def ort_session(path: Path) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # as torch in the tests (conftest.py): no spinning threads
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 @pytest.fixture(scope="module", params=sorted(SPECS))
 def exported(request, tmp_path_factory):
+    """Per spec, once: the plain deploy module (perturbed), its optimised export, and
+    the written file loaded back, as a model and as an onnxruntime session."""
     stem = request.param
     net = compiler.load(ROOT / "specs" / f"{stem}.net", SPECS[stem])
     module = build_module(net, deploy=True).eval()
     perturb(module, 11)
     path = tmp_path_factory.mktemp("onnx") / f"{stem}.onnx"
     info = onnx_export.export(net, path, state_dict=module.state_dict())
-    return stem, net, module, path, info
+    return stem, net, module, path, info, onnx.load(path), ort_session(path)
 
 
 def test_the_model_passes_the_full_checker(exported):
-    _, net, _, path, info = exported
+    _, net, _, path, info, model, _ = exported
     assert info.path == path and info.opset == onnx_export.OPSET == 18
     assert info.bytes == path.stat().st_size
-    model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
     assert {o.domain: o.version for o in model.opset_import}[""] == 18
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta == {"netc.network": net.name, "netc.spec": net.source}
+    # The optimised graph: a convolution per deploy convolution (siblings fused), and
+    # their outputs split. (The exporter folds batch norm by itself: no evidence there.)
+    assert convolutions(model) == convolutions(passes.optimise(net))
+    forks = any(isinstance(n, ir.Fork) for _, n, _ in ir.walk(passes.optimise(net).body))
+    assert ("Split" in {node.op_type for node in model.graph.node}) == forks  # none in naive
 
 
 def test_batch_is_the_one_dynamic_axis(exported):
-    _, net, _, path, _ = exported
-    model = onnx.load(path)
+    _, net, _, _, _, model, _ = exported
     (inp,), (out,) = model.graph.input, model.graph.output
     assert (inp.name, out.name) == ("input", "output")
     in_dims = inp.type.tensor_type.shape.dim
@@ -65,8 +85,7 @@ def test_batch_is_the_one_dynamic_axis(exported):
 
 @pytest.mark.parametrize("batch", [1, 3])
 def test_onnxruntime_matches_pytorch(exported, batch):
-    stem, _, module, path, _ = exported
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    stem, _, module, _, _, _, session = exported
     x = torch.randn(batch, *SPECS[stem], generator=torch.Generator().manual_seed(batch))
     with torch.no_grad():
         expected = module(x).numpy()
@@ -77,29 +96,82 @@ def test_onnxruntime_matches_pytorch(exported, batch):
         assert_depends_on_input(torch.from_numpy(got))
 
 
-def test_without_a_state_dict_the_weights_come_from_the_seeded_init(tmp_path):
-    net = compiler.load(ROOT / "specs" / "googlenet_d2l.net", SPECS["googlenet_d2l"])
-    info = onnx_export.export(net, tmp_path / "d2l.onnx", seed=3)
+# The API and CLI details below hold for any network: a small one exports in a second.
+TINY = """\
+network Tiny(num_classes: int = 5) {
+    input 3x12x12
+    concat {
+        a = conv(8, 1) -> batchnorm -> relu
+        b = conv(4, 1) -> batchnorm -> relu -> conv(6, 3, padding=1) -> relu
+        c = maxpool(3, stride=1, padding=1)
+    }
+    global_avgpool
+    flatten
+    dropout(0.5)
+    fc = linear(num_classes)
+}
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    spec = tmp_path / "tiny.net"
+    spec.write_text(TINY, encoding="utf-8")
+    return spec
+
+
+def test_without_a_state_dict_the_weights_come_from_the_seeded_init(tiny):
+    net = compiler.load(tiny)
+    info = onnx_export.export(net, tiny.parent / "tiny.onnx", seed=3)
     torch.manual_seed(3)
     module = build_module(net, deploy=True).eval()
-    session = onnxruntime.InferenceSession(str(info.path), providers=["CPUExecutionProvider"])
-    x = torch.randn(2, *SPECS["googlenet_d2l"])
+    session = ort_session(info.path)
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    got = session.run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert_depends_on_input(torch.from_numpy(got))
+
+
+def test_a_plain_deploy_build_exports_too(tiny):
+    """optimise(net, every pass off): three convolutions, no split."""
+    net = compiler.load(tiny)
+    plain = passes.optimise(net, disable=passes.PASSES)
+    info = onnx_export.export(net, tiny.parent / "plain.onnx", seed=3, deploy=plain)
+    model = onnx.load(info.path)
+    assert convolutions(model) == 3 and "Split" not in {n.op_type for n in model.graph.node}
+    torch.manual_seed(3)
+    module = build_module(net, deploy=True).eval()
+    x = torch.randn(3, *net.input_shape)
     with torch.no_grad():
         expected = module(x).numpy()
     np.testing.assert_allclose(
-        session.run(None, {"input": x.numpy()})[0], expected, rtol=0, atol=1e-5
+        ort_session(info.path).run(None, {"input": x.numpy()})[0], expected, rtol=0, atol=1e-5
     )
 
 
-def test_cli_emit_onnx(tmp_path, capsys):
-    spec = ROOT / "specs" / "googlenet_d2l.net"
-    target = tmp_path / "model.onnx"
+def test_cli_emit_onnx(tiny, capsys):
+    target = tiny.parent / "model.onnx"
     code = cli.main(
-        ["compile", str(spec), "--emit", "onnx", "--input", "1x32x32", "-o", str(target)]
+        ["compile", str(tiny), "--emit", "onnx", "--set", "num_classes=3", "-o", str(target)]
     )
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert out.startswith(f"wrote {target} (GoogLeNetD2L, deploy graph, opset 18, dynamic batch, ")
+    assert out.startswith(
+        f"wrote {target} (Tiny, deploy graph optimised by fold_bn+fuse_relu+fuse_siblings, "
+        "opset 18, dynamic batch, "
+    )
     assert err == ""
-    onnx.checker.check_model(onnx.load(target), full_check=True)
-    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary left
+    model = onnx.load(target)
+    onnx.checker.check_model(model, full_check=True)
+    ops = {node.op_type for node in model.graph.node}
+    assert convolutions(model) == 2 and "Split" in ops
+    assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 3
+    assert sorted(p.name for p in tiny.parent.iterdir()) == ["model.onnx", "tiny.net"]  # no temp
+    # --no-<pass> switches reach the export: siblings unfused.
+    command = ["compile", str(tiny), "--emit", "onnx", "--no-fuse-siblings", "-o", str(target)]
+    assert cli.main(command) == 0
+    assert "deploy graph optimised by fold_bn+fuse_relu, " in capsys.readouterr().out
+    model = onnx.load(target)
+    assert convolutions(model) == 3 and "Split" not in {n.op_type for n in model.graph.node}

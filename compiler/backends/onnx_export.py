@@ -1,8 +1,9 @@
 """IR to ONNX: the eval graph of the deploy build, with a dynamic batch axis.
 
-The module comes from the runtime backend (``build_module(net, deploy=True)``,
-so no aux heads), in eval mode: dropout off, batch norm on its running
-statistics. It is exported with ``torch.onnx.export(..., dynamo=True)``, the
+The module comes from the runtime backend: the deploy build (no aux heads),
+optimised by the deploy passes (``compiler.passes``: batch norm folded, sibling
+convolutions fused, ...) unless told otherwise, in eval mode, with the weights
+of a training checkpoint converted as the passes say. It is exported with ``torch.onnx.export(..., dynamo=True)``, the
 torch.export-based exporter that is PyTorch's default since 2.9 and runs
 offline (it translates through onnxscript's torchlib, no downloads). The
 TorchScript-based exporter (``dynamo=False``) is faster on GoogLeNet (about
@@ -63,21 +64,29 @@ def export(
     path: str | Path,
     state_dict: dict[str, Any] | None = None,
     seed: int = 0,
+    deploy: ir.Network | None = None,
 ) -> Exported:
     """Write ``net``'s deploy build to ``path`` as ONNX.
 
-    Weights come from ``state_dict`` (loaded with ``strict=True``) or, without
+    ``deploy`` is the build to export, ``net`` after ``compiler.passes.optimise``;
+    when None, every pass but channels_last (an ONNX graph has no memory format:
+    converting the input to it would only add nodes). ``optimise(net, PASSES)``
+    gives the plain deploy build. Weights come from ``state_dict``, a checkpoint of the
+    training build (aux heads' keys dropped, every other key must fit) or, without
     one, from the spec's initialisation under ``torch.manual_seed(seed)``.
     """
     import onnx
     import torch
 
     from compiler.backends.runtime import build_module
+    from compiler.passes import optimise
 
-    torch.manual_seed(seed)
-    module = build_module(net, deploy=True).eval()
-    if state_dict is not None:
-        module.load_state_dict(state_dict, strict=True)
+    deploy = optimise(net, disable={"channels_last"}) if deploy is None else deploy
+    if state_dict is None:
+        torch.manual_seed(seed)
+        state_dict = build_module(net, deploy=True).state_dict()
+    module = build_module(deploy, deploy=True).eval()
+    module.load_training_checkpoint(state_dict)
     # Batch 2, not 1: torch.export specialises a dimension of size 1.
     example = torch.randn(2, *net.input_shape)
     start = time.perf_counter()

@@ -27,6 +27,7 @@ import functools
 import re
 import subprocess
 import textwrap
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,8 @@ MODULES: dict[str, tuple[str, tuple[_Arg, ...]]] = {
     "softmax": ("nn.Softmax", (_Arg("dim"),)),
     "scale_shift": ("ScaleShift", (_p("scale"), _p("shift"))),  # a helper class, emitted when used
 }
+# Deploy builds (compiler.passes): a plain convolution; its ReLU, if any, runs in the call.
+MODULES["fused_conv"] = ("nn.Conv2d", MODULES["conv"][1])
 
 # (function, arguments, takes ``training``) for an unnamed, weightless layer; ``x`` comes first
 FUNCTIONS: dict[str, tuple[str, tuple[_Arg, ...], bool]] = {
@@ -117,6 +120,9 @@ FUNCTIONS: dict[str, tuple[str, tuple[_Arg, ...], bool]] = {
 _KEEPS_SHAPE = {"relu", "batchnorm", "lrn", "dropout", "dropout2d", "softmax", "scale_shift"}
 
 _INIT_TARGETS = {"conv": "nn.Conv2d", "linear": "nn.Linear", "batchnorm": "nn.BatchNorm2d"}
+# IR op kinds each init target's modules come from.
+_INIT_KINDS = {"conv": ("conv", "fused_conv"), "linear": ("linear",), "batchnorm": ("batchnorm",)}
+_RELU_MODULE = "nn.ReLU(inplace=True)"
 _TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str"}
 
 
@@ -291,7 +297,7 @@ class _Step:
     """A forward line: ``x = self.conv(x)``; ``guard`` puts it under an ``if``."""
 
     code: str
-    shape: _Shape | None  # None: no comment
+    shape: _Shape | tuple[_Shape, ...] | None  # None: no comment; a tuple: one per output
     guard: str | None = None
 
 
@@ -359,6 +365,7 @@ class _Emitter:
         self.scale_shift: str | None = None  # the helper class, once a named scale_shift needs it
         self.scale_shift_function: str | None = None  # the helper function, for unnamed ones
         self.functional_used = False  # whether the module needs torch.nn.functional as F
+        self.ordered_dict: str | None = None  # collections.OrderedDict, once a chain needs it
 
     # -- constructors of child modules, in the parent's __init__ scope
 
@@ -376,10 +383,7 @@ class _Emitter:
                 )
             return f"{name}({', '.join(_args(node, args, scope.init))})"
         if isinstance(node, ir.Seq):
-            for index, item in enumerate(node.items):
-                if item.name != str(index):
-                    raise _unsupported(f"a chain item named {item.name!r}", item.span)
-            return f"nn.Sequential({', '.join(self.ctor(item, scope) for item in node.items)})"
+            return self._sequential(node, scope)
         if isinstance(node, ir.Block):
             cls = self.block_class(node)
             decls = {p.name: p for p in self.net.blocks[node.block].params}
@@ -394,6 +398,27 @@ class _Emitter:
                     raise _unsupported(f"block {node.block} without argument {p.name!r}", node.span)
             return f"{cls.name}({', '.join(args)})"
         raise _unsupported(f"a {node.kind} node here", node.span)
+
+    def _sequential(self, node: ir.Seq, scope: _Scope) -> str:
+        """``nn.Sequential(...)``; a deploy convolution with a fused ReLU is followed by
+        ``nn.ReLU(inplace=True)`` (a sequential has no other call to put it in). Items
+        keep their names, which are their ``state_dict`` keys: where a deploy pass
+        removed some, the names are written out (``OrderedDict``)."""
+        items: list[tuple[str, str]] = []
+        for item in node.items:
+            if not item.name or not item.name.isdigit():
+                raise _unsupported(f"a chain item named {item.name!r}", item.span)
+            items.append((item.name, self.ctor(item, scope)))
+            if isinstance(item, ir.Layer) and getattr(item.op, "relu", False):
+                names = {i.name for i in node.items} | {n for n, _ in items}
+                relu = str(int(item.name) + 1)
+                items.append((relu if relu not in names else f"{item.name}_relu", _RELU_MODULE))
+        if [name for name, _ in items] == [str(i) for i in range(len(items))]:
+            return f"nn.Sequential({', '.join(ctor for _, ctor in items)})"
+        if self.ordered_dict is None:
+            self.ordered_dict = self._module_name("OrderedDict")
+        pairs = ", ".join(f"({literal(name)}, {ctor})" for name, ctor in items)
+        return f"nn.Sequential({self.ordered_dict}([{pairs}]))"
 
     def _scale_shift_class(self) -> str:
         if self.scale_shift is None:
@@ -449,18 +474,71 @@ class _Emitter:
                     attr = self._attr(branch)
                     init.append(f"self.{attr} = {self.ctor(branch, scope)}")
                     names.append(local.create(attr))
-                    steps.append(_Step(f"{names[-1]} = self.{attr}(x)", self._shape(branch)))
+                    steps.append(_Step(f"{names[-1]} = {self._call(branch, attr)}", self._shape(branch)))
                 steps.append(_Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
+            elif isinstance(node, ir.Fork):
+                self._fork(node, scope, init, steps, local)
             elif isinstance(node, ir.Layer) and node.name is None:
                 steps.append(_Step(f"x = {self.functional(node, scope)}", self._shape(node), guard))
             elif not isinstance(node, (ir.Layer, ir.Seq, ir.Block)) or node.name is None:
-                raise _unsupported(f"a {node.kind} node", node.span)  # e.g. a deploy pass's Fork
+                raise _unsupported(f"a {node.kind} node", node.span)
             else:
                 attr = self._attr(node)
                 init.append(f"self.{attr} = {self.ctor(node, scope)}")
-                steps.append(_Step(f"x = self.{attr}(x)", self._shape(node), guard))
+                steps.append(_Step(f"x = {self._call(node, attr)}", self._shape(node), guard))
             for head in (taps or {}).get(node.name or "", ()):
                 self._aux_step(head, scope, steps, local)
+
+    def _call(self, node: ir.Node, attr: str, arg: str = "x") -> str:
+        """The call of child module ``attr``; a deploy convolution's fused ReLU runs on
+        its output, in place (the output is fresh)."""
+        call = f"self.{attr}({arg})"
+        if isinstance(node, ir.Layer) and getattr(node.op, "relu", False):
+            self.functional_used = True
+            return f"F.relu({call}, inplace=True)"
+        return call
+
+    def _fork(
+        self, node: ir.Fork, scope: _Scope, init: list[str], steps: list[_Step], local: Namespace
+    ) -> None:
+        """A deploy build's fused sibling convolutions: the head runs once, its output is
+        split along channels, and each piece starts the branch it belongs to."""
+        head = node.head
+        attr = self._attr(head)
+        init.append(f"self.{attr} = {self.ctor(head, scope)}")
+        fused = local.create(attr)
+        steps.append(_Step(f"{fused} = {self._call(head, attr)}", self._shape(head)))
+        split = head.op.split
+        exprs = node.split_exprs if len(node.split_exprs) == len(split) else ("",) * len(split)
+        pieces: list[str | None] = [None] * len(split)
+        names: list[str] = []
+        calls: list[_Step] = []
+        for branch in node.branches:
+            scope.span = node.span
+            name = check_identifier(branch.name, _span(node.span), "layer")
+            names.append(local.create(name))
+            if branch.piece is not None:
+                pieces[branch.piece] = names[-1]
+                arg = names[-1]
+            elif branch.node is not None:
+                arg = "x"
+            else:
+                raise _unsupported(f"fork branch {branch.name!r} without a piece or a node", node.span)
+            if branch.node is not None:
+                init.append(f"self.{name} = {self.ctor(branch.node, scope)}")
+                call = self._call(branch.node, name, arg)
+                calls.append(_Step(f"{names[-1]} = {call}", self._shape(branch.node)))
+        if None in pieces:
+            raise _unsupported("a fork with a piece no branch reads", node.span)
+        sizes = [e or str(n) for e, n in zip(exprs, split)]
+        sizes_text = scope.forward(f"({', '.join(sizes)},)", as_list=True)
+        shapes = tuple(
+            _Shape((n, *head.out_shape[1:]), e, node.in_shape) for e, n in zip(exprs, split)
+        )
+        targets = ", ".join(pieces) + ("," if len(pieces) == 1 else "")
+        steps.append(_Step(f"{targets} = torch.split({fused}, {sizes_text}, 1)", shapes))
+        steps.extend(calls)
+        steps.append(_Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
 
     def _locals(self) -> Namespace:
         """Names for forward's locals: none may hide what forward reads."""
@@ -543,9 +621,15 @@ class _Emitter:
         for head in self.heads:
             taps.setdefault(head.tap, []).append(head)
         self.aux_locals: dict[str, str] = {}
+        if self.deploy and net.memory_format == "channels_last":
+            steps.append(_Step("x = x.contiguous(memory_format=torch.channels_last)", None))
         self.body(net.body, scope, init, steps, local, taps)
         init.extend(self._aux_init(scope))
         init.extend(self._init_weights(params))
+        if self.deploy and net.memory_format == "channels_last":
+            init.append("# channels_last (NHWC): oneDNN runs convolutions and pools in it natively")
+            init.append("# on CPU. forward converts its input; loading weights keeps the format.")
+            init.append("self.to(memory_format=torch.channels_last)")
         # The bound values (spec defaults, --set) are the class's defaults; a deploy
         # build leaves out what only the aux heads used.
         bound = [p.model_copy(update={"default": net.values[p.name]}) for p in net.params]
@@ -604,27 +688,35 @@ class _Emitter:
         var = Namespace({"self", *params, *self.module_taken}).create("m")
         nodes = [*ir.walk(self.net.body), *(n for h in self.heads for n in ir.walk((h.head,)))]
         biased = {
-            kind: all(
+            target: all(
                 getattr(node.op, "bias", True)
                 for _, node, _ in nodes
-                if isinstance(node, ir.Layer) and node.op.op == kind
+                if isinstance(node, ir.Layer) and node.op.op in _INIT_KINDS[target]
             )
-            for kind in _INIT_TARGETS
+            for target in _INIT_TARGETS
         }
         lines = [
             "# Weight initialisation, as the spec's init rules say; biases start at zero.",
             f"for {var} in self.modules():",
         ]
-        for index, rule in enumerate(self.net.init):
+        cases: list[tuple[list[str], list[str]]] = []  # (module classes, body)
+        for rule in self.net.init:
             args = "".join(f", {k}={literal(v)}" for k, v in rule.args.items())
-            keyword = "if" if index == 0 else "elif"
-            lines.append(f"    {keyword} isinstance({var}, {_INIT_TARGETS[rule.target]}):")
-            lines.append(f"        nn.init.{rule.scheme}_({var}.weight{args})")
+            body = [f"        nn.init.{rule.scheme}_({var}.weight{args})"]
             if biased[rule.target]:
-                lines.append(f"        nn.init.zeros_({var}.bias)")
+                body.append(f"        nn.init.zeros_({var}.bias)")
             else:
-                lines.append(f"        if {var}.bias is not None:")
-                lines.append(f"            nn.init.zeros_({var}.bias)")
+                body.append(f"        if {var}.bias is not None:")
+                body.append(f"            nn.init.zeros_({var}.bias)")
+            if cases and cases[-1][1] == body:  # the same for both: one branch
+                cases[-1][0].append(_INIT_TARGETS[rule.target])
+            else:
+                cases.append(([_INIT_TARGETS[rule.target]], body))
+        for index, (classes, body) in enumerate(cases):
+            keyword = "if" if index == 0 else "elif"
+            kinds = classes[0] if len(classes) == 1 else f"({', '.join(classes)})"
+            lines.append(f"    {keyword} isinstance({var}, {kinds}):")
+            lines.extend(body)
         return lines
 
 
@@ -633,6 +725,8 @@ def _child_names(nodes: tuple[ir.Node, ...]) -> set[str]:
     for node in nodes:
         if isinstance(node, ir.Concat):
             names |= {b.name for b in node.branches}
+        elif isinstance(node, ir.Fork):
+            names |= {node.head.name, *(b.name for b in node.branches if b.node is not None)}
         elif node.name is not None:
             names.add(node.name)
     return names
@@ -678,7 +772,12 @@ def _forward_lines(drafts: list[_Draft], symbolic: bool) -> list[str]:
         if returns and index == len(steps) - 1:
             code = "return " + step.code[len("x = ") :]
         if step.shape is not None:
-            comment = f"# {_dims([d.forward[index].shape for d in drafts], inputs, symbolic)}"
+            shapes = [d.forward[index].shape for d in drafts]
+            if isinstance(step.shape, tuple):  # several outputs (a split)
+                parts = [_dims([s[k] for s in shapes], inputs, symbolic) for k in range(len(step.shape))]
+                comment = f"# {', '.join(parts)}"
+            else:
+                comment = f"# {_dims(shapes, inputs, symbolic)}"
             if len(code) + len(comment) + 2 + 8 <= LINE_LENGTH:  # 8: forward's own indent
                 code += "  " + comment
             else:  # on the line above, so that ruff need not split the statement around it
@@ -692,6 +791,69 @@ def _forward_lines(drafts: list[_Draft], symbolic: bool) -> list[str]:
 
 def show_shape(shape: ir.Shape) -> str:
     return " x ".join(["N", *map(str, shape)])
+
+
+def _aux_names(net: ir.Network) -> tuple[str, ...]:
+    """The training build's aux heads: those a deploy pass dropped, and those left."""
+    return (*net.dropped_aux, *(h.name for h in net.aux))
+
+
+def _fused_convs(net: ir.Network) -> list[tuple[str, tuple[ir.ConvSource, ...]]]:
+    """Each deploy convolution whose weights are not a training convolution's as they
+    are (its module path, its sources): batch norm folded in, or siblings stacked."""
+    out = []
+    for path, layer in ir.layers(net.body):
+        if isinstance(layer.op, ir.FusedConv):
+            sources = layer.op.sources
+            if len(sources) > 1 or sources[0].bn is not None or sources[0].conv != path:
+                out.append((path, sources))
+    return out
+
+
+@dataclass
+class _Loader:
+    """The tables from which a deploy module's loader builds its fused weights.
+
+    ``folded``: convolutions with a batch norm folded in, which keep their name;
+    ``stacked``: every other fused convolution (siblings stacked), by module path.
+    ``ConvSource``'s defaults are what most sources here have, so rows stay short.
+    """
+
+    names: dict[str, str]  # ConvSource, FOLDED_BN, FUSED_CONVS -> the module-level name used
+    defaults: dict[str, object]  # bias, eps
+    folded: list[str]  # ConvSource(...) rows
+    stacked: list[tuple[str, list[str]]]
+
+    @classmethod
+    def build(cls, net: ir.Network, module_name) -> _Loader | None:
+        fused = _fused_convs(net)
+        if not fused:
+            return None
+        sources = [s for _, group in fused for s in group]
+        eps = Counter(s.eps for s in sources if s.bn is not None)
+        defaults = {
+            "bias": Counter(s.bias for s in sources).most_common(1)[0][0],
+            "eps": eps.most_common(1)[0][0] if eps else ir.ConvSource.model_fields["eps"].default,
+        }
+        names = {
+            name: module_name(name) for name in ("ConvSource", "FOLDED_BN", "FUSED_CONVS")
+        }
+
+        def row(source: ir.ConvSource) -> str:
+            args = [literal(source.conv)]
+            if source.bn is not None:
+                args.append(literal(source.bn))
+            if source.bias != defaults["bias"]:
+                args.append(f"bias={literal(source.bias)}")
+            if source.bn is not None and source.eps != defaults["eps"]:
+                args.append(f"eps={literal(source.eps)}")
+            return f"{names['ConvSource']}({', '.join(args)})"
+
+        folded = [row(g[0]) for path, g in fused if len(g) == 1 and g[0].conv == path]
+        stacked = [
+            (path, [row(s) for s in g]) for path, g in fused if len(g) > 1 or g[0].conv != path
+        ]
+        return cls(names, defaults, folded, stacked)
 
 
 def _network_doc(net: ir.Network, deploy: bool, params_used: list[str]) -> str:
@@ -714,11 +876,19 @@ def _network_doc(net: ir.Network, deploy: bool, params_used: list[str]) -> str:
             + "; each is a keyword argument of the class."
         )
     if deploy:
+        passes = [p for p in net.passes if p != "drop_unused"]
         lines.append(
-            ("Deploy build: no aux heads. " if net.aux else "Deploy build. ")
+            ("Deploy build: no aux heads. " if _aux_names(net) else "Deploy build. ")
+            + (f"Optimised by netc's deploy passes {', '.join(passes)}. " if passes else "")
             + f"{net.name}.from_training_checkpoint(state_dict) loads a checkpoint of the "
-            "training build: it drops the aux heads' keys, returns their names, and loads "
-            "the rest with strict=True."
+            "training build: it drops the aux heads' keys, returns their names, "
+            + (
+                "builds the fused convolutions' weights from the training ones "
+                "(batch norms folded, siblings stacked), "
+                if _fused_convs(net)
+                else ""
+            )
+            + "and loads the rest with strict=True."
         )
     return "\n\n".join([lines[0], *(_wrap(line) for line in lines[1:])])
 
@@ -765,10 +935,12 @@ def emit(net: ir.Network, deploy: bool = False, source: str | None = None) -> st
         }
         for cls in emitter.classes
     ]
+    loader = _Loader.build(net, emitter._module_name) if deploy else None
     text = _template().render(
         source=_comment(source or net.source),
         docstring=_network_doc(net, deploy, emitter.params_used),
-        typing=["NamedTuple"] if heads else [],
+        typing=["NamedTuple"] if heads or loader else [],
+        ordered_dict=emitter.ordered_dict,
         functional=emitter.functional_used or bool(heads),
         classes=classes,
         scale_shift=emitter.scale_shift,
@@ -785,7 +957,8 @@ def emit(net: ir.Network, deploy: bool = False, source: str | None = None) -> st
         heads=[{"name": h.name, "weight": h.weight} for h in heads],
         optional_fields=len({h.guard for h in heads}) > 1,  # some heads may be off
         deploy=deploy,
-        aux_names=tuple(h.name for h in net.aux) if deploy else (),
+        aux_names=_aux_names(net) if deploy else (),
+        loader=loader,
     )
     return format_source(text)
 
