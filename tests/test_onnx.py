@@ -4,11 +4,14 @@ equal to PyTorch (the plain deploy module, from the same training checkpoint).
 Every shipped spec is exported at a small input with perturbed weights (see
 test_source.py: the specs' own inits can make the logits input-independent),
 checked with onnx.checker (full_check), and run with onnxruntime at batch 1
-and batch 3, which the graph only accepts if its batch axis is dynamic.
+and batch 3, which the graph only accepts if its batch axis is dynamic. The
+exports run in a background process while the rest of the suite runs
+(onnx_exports.py, conftest.py), and this file runs last.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +26,11 @@ from compiler.backends import onnx_export
 from compiler.backends.runtime import build_module
 
 try:
-    from test_source import SPECS, assert_depends_on_input, perturb
+    import onnx_exports
+    from test_source import SPECS, assert_depends_on_input
 except ImportError:  # tests/ collected as a package
-    from tests.test_source import SPECS, assert_depends_on_input, perturb
+    from tests import onnx_exports
+    from tests.test_source import SPECS, assert_depends_on_input
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,17 +49,29 @@ def ort_session(path: Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _background_export(config: pytest.Config, stem: str) -> onnx_export.Exported | None:
+    """The export conftest.py started in the background for ``stem``, once written;
+    None when there is none (not started, or it failed: exporting again here shows why)."""
+    started = getattr(config, "_netc_onnx_exports", None)
+    if started is None:
+        return None
+    process, folder = started
+    while (info := onnx_exports.exported(stem, folder)) is None and process.poll() is None:
+        time.sleep(0.05)
+    return info or onnx_exports.exported(stem, folder)
+
+
 @pytest.fixture(scope="module", params=sorted(SPECS))
 def exported(request, tmp_path_factory):
-    """Per spec, once: the plain deploy module (perturbed), its optimised export, and
-    the written file loaded back, as a model and as an onnxruntime session."""
+    """Per spec, once: the plain deploy module (perturbed), the export of the optimised
+    deploy graph with its weights, and the written file loaded back, as a model and as an
+    onnxruntime session."""
     stem = request.param
-    net = compiler.load(ROOT / "specs" / f"{stem}.net", SPECS[stem])
-    module = build_module(net, deploy=True).eval()
-    perturb(module, 11)
-    path = tmp_path_factory.mktemp("onnx") / f"{stem}.onnx"
-    info = onnx_export.export(net, path, state_dict=module.state_dict())
-    return stem, net, module, path, info, onnx.load(path), ort_session(path)
+    info = _background_export(request.config, stem)
+    if info is None:
+        info = onnx_exports.export(stem, tmp_path_factory.mktemp("onnx"))
+    net, module = onnx_exports.plain_deploy_module(stem)
+    return stem, net, module, info.path, info, onnx.load(info.path), ort_session(info.path)
 
 
 def test_the_model_passes_the_full_checker(exported):
