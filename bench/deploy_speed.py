@@ -41,6 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+if "--compile-cache" not in sys.argv:  # compile times from cold, not from the disk cache
+    os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] = "0"
+    os.environ["TORCHINDUCTOR_AUTOGRAD_CACHE"] = "0"
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -325,7 +329,10 @@ def report(rows: list[Row], batches: list[int], peaks: dict[int, float], threads
             f"\nbatch {batch}, {INPUT[0]}x{INPUT[1]}x{INPUT[2]}, {threads} threads: "
             f"median ms per batch over {len(rows[0].times[batch])} rounds"
         )
-        print(f"{'':{width}}  {'ms':>9}  {'ratio':>6}  {'img/s':>7}  {'GFLOP/s':>7}  {'% peak':>6}")
+        print(
+            f"{'':{width}}  {'ms':>9}  {'ratio':>6}  {'min ms':>8}  {'img/s':>7}  {'GFLOP/s':>7}"
+            f"  {'% peak':>6}"
+        )
         for row in rows:
             if row.run is None:
                 print(f"{row.name:{width}}  {row.note}")
@@ -334,7 +341,8 @@ def report(rows: list[Row], batches: list[int], peaks: dict[int, float], threads
             gflops = 2 * row.macs * batch / t / 1e9
             note = f"  {row.note}" if row.note else ""
             print(
-                f"{row.name:{width}}  {t * 1e3:9.1f}  {t / first:6.3f}  {batch / t:7.1f}  "
+                f"{row.name:{width}}  {t * 1e3:9.1f}  {t / first:6.3f}  "
+                f"{min(row.times[batch]) * 1e3:8.1f}  {batch / t:7.1f}  "
                 f"{gflops:7.1f}  {100 * gflops / peak:5.1f}%{note}"
             )
 
@@ -401,6 +409,30 @@ def report_targets(groups: dict[str, tuple[Row, ...]], batch: int, peak: float) 
             )
 
 
+def busy_seconds() -> tuple[float, float] | None:
+    """CPU seconds the whole machine and this process have used so far (Linux)."""
+    import resource
+
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    ticks = os.sysconf("SC_CLK_TCK")
+    mine = usage.ru_utime + usage.ru_stime
+    return (user + nice + system + irq + softirq + steal) / ticks, mine
+
+
+def other_processes(at_start, start: float, threads: int) -> float | None:
+    """The share of the machine other processes used since ``start``."""
+    now = busy_seconds()
+    if at_start is None or now is None:
+        return None
+    machine, mine = now[0] - at_start[0], now[1] - at_start[1]
+    return max(0.0, machine - mine) / ((time.perf_counter() - start) * threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--specs", nargs="+", default=list(SPECS))
@@ -411,6 +443,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
+    parser.add_argument(
+        "--compile-cache", action="store_true", help="let inductor reuse its disk cache"
+    )
     parser.add_argument(
         "--ablation",
         action="store_true",
@@ -425,6 +460,7 @@ def main() -> None:
         f"onnxruntime {__import__('onnxruntime').__version__}, python {sys.version.split()[0]}"
     )
     start = time.perf_counter()
+    busy_at_start = busy_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         rows, groups = build_rows(args, threads, Path(tmp))
         print(f"built and exported in {time.perf_counter() - start:.0f} s")
@@ -439,6 +475,12 @@ def main() -> None:
     report_setup(rows, args.batches)
     report_targets(groups, max(args.batches), peaks[max(args.batches)])
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    others = other_processes(busy_at_start, start, threads)
+    if others is not None:
+        print(
+            f"other processes used {100 * others:.0f}% of the machine during the run"
+            + (": the times are inflated, ratios less so" if others > 0.1 else "")
+        )
 
 
 if __name__ == "__main__":
