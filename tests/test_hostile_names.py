@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import compiler
+from compiler import passes
 from compiler.backends.runtime import build_module
 from compiler.backends.source import emit
 from dsl.errors import SpecError
@@ -226,9 +227,9 @@ def _imports(tree: ast.Module) -> list[str]:
 @pytest.fixture(scope="module")
 def benign(tmp_path_factory):
     path = _spec(tmp_path_factory.mktemp("benign"), "N", "Net")
-    trees = {
-        deploy: ast.parse(emit(compiler.load(path), deploy=deploy)) for deploy in (False, True)
-    }
+    net = compiler.load(path)
+    trees = {deploy: ast.parse(emit(net, deploy=deploy)) for deploy in (False, True)}
+    trees["optimised"] = ast.parse(emit(passes.optimise(net), deploy=True))
     return trees
 
 
@@ -260,6 +261,15 @@ def test_hostile_name(tmp_path, benign, slot, name):
         assert not any(
             isinstance(n, (ast.Global, ast.Nonlocal, ast.Lambda)) for n in ast.walk(tree)
         )
+    # The optimised deploy build also names the fused convolution after its branches
+    # (left_other), and holds module paths as strings in its loader's tables.
+    tree = ast.parse(emit(passes.optimise(net), deploy=True))
+    base = benign["optimised"]
+    fused = {f"{name}_other", f"{name}_other_1"}
+    assert _identifiers(tree) - _identifiers(base) <= _derived(name) | fused
+    parts = {p for s in _strings(base) for p in s.split(".")} | {name} | fused
+    assert all(set(s.split(".")) <= parts for s in _strings(tree) - _strings(base))
+    assert _imports(tree) == _imports(base)
     _runs_like_the_runtime(tmp_path, net, emit(net), slot, name)
 
 

@@ -474,7 +474,9 @@ class _Emitter:
                     attr = self._attr(branch)
                     init.append(f"self.{attr} = {self.ctor(branch, scope)}")
                     names.append(local.create(attr))
-                    steps.append(_Step(f"{names[-1]} = {self._call(branch, attr)}", self._shape(branch)))
+                    steps.append(
+                        _Step(f"{names[-1]} = {self._call(branch, attr)}", self._shape(branch))
+                    )
                 steps.append(_Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
             elif isinstance(node, ir.Fork):
                 self._fork(node, scope, init, steps, local)
@@ -523,7 +525,9 @@ class _Emitter:
             elif branch.node is not None:
                 arg = "x"
             else:
-                raise _unsupported(f"fork branch {branch.name!r} without a piece or a node", node.span)
+                raise _unsupported(
+                    f"fork branch {branch.name!r} without a piece or a node", node.span
+                )
             if branch.node is not None:
                 init.append(f"self.{name} = {self.ctor(branch.node, scope)}")
                 call = self._call(branch.node, name, arg)
@@ -774,7 +778,9 @@ def _forward_lines(drafts: list[_Draft], symbolic: bool) -> list[str]:
         if step.shape is not None:
             shapes = [d.forward[index].shape for d in drafts]
             if isinstance(step.shape, tuple):  # several outputs (a split)
-                parts = [_dims([s[k] for s in shapes], inputs, symbolic) for k in range(len(step.shape))]
+                parts = [
+                    _dims([s[k] for s in shapes], inputs, symbolic) for k in range(len(step.shape))
+                ]
                 comment = f"# {', '.join(parts)}"
             else:
                 comment = f"# {_dims(shapes, inputs, symbolic)}"
@@ -835,9 +841,7 @@ class _Loader:
             "bias": Counter(s.bias for s in sources).most_common(1)[0][0],
             "eps": eps.most_common(1)[0][0] if eps else ir.ConvSource.model_fields["eps"].default,
         }
-        names = {
-            name: module_name(name) for name in ("ConvSource", "FOLDED_BN", "FUSED_CONVS")
-        }
+        names = {name: module_name(name) for name in ("ConvSource", "FOLDED_BN", "FUSED_CONVS")}
 
         def row(source: ir.ConvSource) -> str:
             args = [literal(source.conv)]
