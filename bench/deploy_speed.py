@@ -263,8 +263,7 @@ def build_rows(args, threads: int, work: Path) -> tuple[list[Row], dict[str, tup
                 Row(f"{spec}: the deploy module under torch.compile", compiled(deploy), macs)
             )
         if args.onnx:
-            # ONNX has no memory format: the export is the deploy build without that pass.
-            for_onnx = passes.optimise(net, disable={"channels_last"})
+            for_onnx = passes.optimise(net, target="onnx")
             path = work / f"{spec}.onnx"
             seconds = export_netc(net, for_onnx, checkpoint, path)
             spec_rows.append(

@@ -291,6 +291,13 @@ def test_aux_taps_are_not_fused_away():
     assert {"inception4a", "inception4d"} <= {n.name for n in net.body}
 
 
+def test_onnx_target_leaves_out_what_does_not_pay_there():
+    net = load("googlenet_torchvision")
+    assert passes.optimise(net, target="onnx").passes == ("drop_unused", "fold_bn", "fuse_relu")
+    with pytest.raises(ValueError, match="unknown target tflite; targets: runtime, onnx"):
+        passes.optimise(net, target="tflite")
+
+
 def test_unknown_pass():
     with pytest.raises(ValueError, match="unknown pass fold_nb"):
         passes.optimise(load("googlenet_v1"), disable={"fold_nb"})

@@ -42,9 +42,18 @@ DESCRIPTIONS: dict[str, str] = {
     "channels_last": "use the channels_last memory format for the whole model",
 }
 
+# Passes that do not pay on a target, as measured (bench/deploy_speed.py): an ONNX
+# graph has no memory format, and onnxruntime's blocked (NCHWc) convolutions
+# reorder a fused 1x1 output before splitting it (7% slower at batch 16).
+TARGETS: dict[str, frozenset[str]] = {
+    "runtime": frozenset(),
+    "onnx": frozenset({"channels_last", "fuse_siblings"}),
+}
+
 __all__ = [
     "DESCRIPTIONS",
     "PASSES",
+    "TARGETS",
     "channels_last",
     "drop_unused",
     "fold_bn",
@@ -55,12 +64,17 @@ __all__ = [
 ]
 
 
-def optimise(net: ir.Network, disable: Iterable[str] = ()) -> ir.Network:
-    """The deploy build of ``net``: every pass but those in ``disable``, in order."""
+def optimise(net: ir.Network, disable: Iterable[str] = (), target: str = "runtime") -> ir.Network:
+    """The deploy build of ``net`` for ``target`` (PyTorch, the runtime or
+    generated module; or ``"onnx"``): every pass but those in ``disable`` and
+    those that do not pay on the target (``TARGETS``), in order."""
     disable = set(disable)
     unknown = disable - PASSES.keys()
     if unknown:
         raise ValueError(f"unknown pass {', '.join(sorted(unknown))}; passes: {', '.join(PASSES)}")
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target}; targets: {', '.join(TARGETS)}")
+    disable |= TARGETS[target]
     with no_gc():
         for name, run in PASSES.items():
             if name not in disable:
