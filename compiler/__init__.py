@@ -12,7 +12,7 @@ The two calls most users need::
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from compiler import ir
 from compiler.elaborate import Override
 from compiler.elaborate import elaborate as _elaborate  # keeps compiler.elaborate the module
-from dsl import SpecError, load as load_files
+from dsl import SpecError
+from dsl import load as load_files
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
 __all__ = ["SpecError", "build", "ir", "load"]
 
@@ -31,7 +32,7 @@ __all__ = ["SpecError", "build", "ir", "load"]
 def load(
     path: str | Path,
     input_shape: tuple[int, int, int] | None = None,
-    overrides: list[Override] = (),
+    overrides: Sequence[Override] = (),
     **params: Any,
 ) -> ir.Network:
     """Parse, elaborate and shape-check a spec; ``params`` override its parameters."""
@@ -60,7 +61,7 @@ def build(
     input_shape: tuple[int, int, int] | None = None,
     deploy: bool = False,
     **params: Any,
-) -> "nn.Module":
+) -> nn.Module:
     """An ``nn.Module`` for a spec path (or an already loaded network)."""
     from compiler.backends.runtime import build_module
 

@@ -133,7 +133,9 @@ def pass_options(command):
             f"--no-{flag}", f"no_{name}", is_flag=True, help=f"Deploy: do not {DESCRIPTIONS[name]}."
         )(command)
     command = click.option(
-        "--deploy", is_flag=True, help="The deploy build: aux heads dropped, optimisation passes run."
+        "--deploy",
+        is_flag=True,
+        help="The deploy build: aux heads dropped, optimisation passes run.",
     )(command)
     return command
 
@@ -156,7 +158,11 @@ def deploy_network(net: ir.Network, deploy: bool, switches: dict[str, bool]) -> 
 @click.option("--depth", type=click.IntRange(0), help="Show nodes down to this nesting depth only.")
 @pass_options
 def summary(
-    spec: str, sets: tuple[str, ...], input_text: str | None, depth: int | None, deploy: bool,
+    spec: str,
+    sets: tuple[str, ...],
+    input_text: str | None,
+    depth: int | None,
+    deploy: bool,
     **switches: bool,
 ) -> None:
     """Print SPEC's per-layer table: name, kind, output shape, parameters, MACs.
@@ -170,8 +176,13 @@ def summary(
 
 @cli.command()
 @spec_options
-@click.option("--depth", type=click.IntRange(0), default=1, show_default=True,
-              help="Expand blocks down to this nesting depth.")
+@click.option(
+    "--depth",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Expand blocks down to this nesting depth.",
+)
 def graph(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int) -> None:
     """Print SPEC's graph in Graphviz DOT (draw it with `dot -Tsvg`)."""
     from compiler.backends.graph import to_dot
@@ -181,14 +192,30 @@ def graph(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int) 
 
 @cli.command(name="compile")
 @spec_options
-@click.option("-o", "--output", metavar="PATH",
-              help="File to write, or an existing folder [default: ./SPEC_NAME.py or .onnx].")
-@click.option("--emit", "emit_kind", type=click.Choice(["py", "onnx"]), default="py",
-              show_default=True,
-              help="Standalone PyTorch source, or ONNX (always the deploy graph, optimised).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="File to write, or an existing folder [default: ./SPEC_NAME.py or .onnx].",
+)
+@click.option(
+    "--emit",
+    "emit_kind",
+    type=click.Choice(["py", "onnx"]),
+    default="py",
+    show_default=True,
+    help="Standalone PyTorch source, or ONNX (always the deploy graph, optimised).",
+)
 @pass_options
-def compile_(spec: str, sets: tuple[str, ...], input_text: str | None, output: str | None,
-             emit_kind: str, deploy: bool, **switches: bool) -> None:
+def compile_(
+    spec: str,
+    sets: tuple[str, ...],
+    input_text: str | None,
+    output: str | None,
+    emit_kind: str,
+    deploy: bool,
+    **switches: bool,
+) -> None:
     """Compile SPEC to standalone PyTorch source, or to ONNX; print what was written.
 
     With --deploy, the optimised deploy build: no aux heads, and a loader that
@@ -215,8 +242,10 @@ def compile_(spec: str, sets: tuple[str, ...], input_text: str | None, output: s
         _write_atomic(
             target, lambda tmp: done.append(onnx_export.export(net, tmp, deploy=built)), output
         )
-        what = (f"{net.name}, deploy graph{optimised}, opset {done[0].opset}, dynamic batch, "
-                f"{done[0].bytes / 1e6:.1f} MB; export {done[0].seconds:.1f} s")
+        what = (
+            f"{net.name}, deploy graph{optimised}, opset {done[0].opset}, dynamic batch, "
+            f"{done[0].bytes / 1e6:.1f} MB; export {done[0].seconds:.1f} s"
+        )
     elapsed = time.perf_counter() - start
     click.echo(f"wrote {_shown(target)} ({what}; {elapsed:.2f} s)")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,7 @@ def _type_name(value: Any) -> str:
 
 def elaborate(
     files: list[ast.SpecFile],
-    overrides: list[Override] = (),
+    overrides: Sequence[Override] = (),
     input_shape: tuple[int, int, int] | None = None,
     input_span: Span | None = None,
 ) -> ir.Network:
@@ -114,7 +114,9 @@ class _Elaborator:
     ) -> ir.Network:
         networks = [d for d in root.definitions if d.is_network]
         if not networks:
-            raise SpecError(f"{root.path} defines no network", hint="add `network Name(...) { ... }`")
+            raise SpecError(
+                f"{root.path} defines no network", hint="add `network Name(...) { ... }`"
+            )
         if len(networks) > 1:
             raise SpecError(
                 f"a spec file holds one network; '{networks[1].name}' is the second",
@@ -170,15 +172,15 @@ class _Elaborator:
                 input_span,
             )
         if min(input_shape) < 1:
-            raise SpecError(
-                f"input {shapes.show(input_shape)} has an empty dimension", input_span
-            )
+            raise SpecError(f"input {shapes.show(input_shape)} has an empty dimension", input_span)
 
         self.guards: dict[str, bool] = {}
         self.conditional: dict[str, Span] = {}  # named layers with a guard
         tensor = Tensor(tuple(input_shape), Sym.const(input_shape[0]))
         nodes, out, taps = self._body(net, env, tensor, network=True)
-        aux = tuple(self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt))
+        aux = tuple(
+            self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt)
+        )
         init = tuple(self._init(stmt) for stmt in net.body if isinstance(stmt, ast.InitStmt))
         first: dict[str, Span] = {}
         for stmt in (s for s in net.body if isinstance(s, ast.InitStmt)):
@@ -253,7 +255,9 @@ class _Elaborator:
         taps: dict[str, Tensor] = {}
         names: dict[str, Span] = {}
 
-        def claim(name: str, span: Span) -> None:
+        def claim(name: str | None, span: Span | None) -> None:
+            # Optional in the AST's types; the grammar gives every branch a name.
+            assert name is not None and span is not None
             check_identifier(name, span, "layer")
             if name in names:
                 raise SpecError(f"duplicate name '{name}' (first used at {names[name]})", span)
@@ -283,7 +287,7 @@ class _Elaborator:
             nodes.extend(new)
             if stmt.name is not None:
                 taps[stmt.name] = tensor
-                if guard is not None:
+                if guard is not None and stmt.guard is not None:
                     self.conditional[stmt.name] = stmt.guard.span
         return nodes, tensor, taps
 
@@ -326,7 +330,12 @@ class _Elaborator:
         return nodes, tensor
 
     def _seq(
-        self, name: str, chain: tuple[ast.Call, ...], env: dict[str, Sym], tensor: Tensor, span: Span
+        self,
+        name: str,
+        chain: tuple[ast.Call, ...],
+        env: dict[str, Sym],
+        tensor: Tensor,
+        span: Span,
     ) -> tuple[ir.Node, Tensor]:
         items = []
         start = tensor
@@ -406,7 +415,12 @@ class _Elaborator:
         )
 
     def _builtin(
-        self, call: ast.Call, spec: bi.Builtin, env: dict[str, Sym], tensor: Tensor, name: str | None
+        self,
+        call: ast.Call,
+        spec: bi.Builtin,
+        env: dict[str, Sym],
+        tensor: Tensor,
+        name: str | None,
     ) -> tuple[ir.Node, Tensor]:
         given = self._bind(call, spec.args, env)
         values: dict[str, Any] = dict(spec.fixed)
@@ -453,26 +467,32 @@ class _Elaborator:
         return node, Tensor(out_shape, channels)
 
     def _block(
-        self, call: ast.Call, definition: ast.BlockDef, env: dict[str, Sym], tensor: Tensor, name: str
+        self,
+        call: ast.Call,
+        definition: ast.BlockDef,
+        env: dict[str, Sym],
+        tensor: Tensor,
+        name: str,
     ) -> tuple[ir.Node, Tensor]:
         if definition.name in self.stack:
             cycle = " -> ".join([*self.stack[self.stack.index(definition.name) :], definition.name])
             raise SpecError(f"block '{definition.name}' calls itself: {cycle}", call.span)
         decls = self._params(definition)
         specs = tuple(
-            bi.ArgSpec(d.name, d.type, bi.REQUIRED if d.default is None else d.default) for d in decls
+            bi.ArgSpec(d.name, d.type, bi.REQUIRED if d.default is None else d.default)
+            for d in decls
         )
         given = self._bind(call, specs, env, builtin=False)
-        args = {
-            s.name: given[s.name] if s.name in given else Sym.const(s.default) for s in specs
-        }
+        args = {s.name: given[s.name] if s.name in given else Sym.const(s.default) for s in specs}
         inner = {n: Sym.ref(n, sym.value) for n, sym in args.items()}
         inner["in_channels"] = Sym.ref("in_channels", tensor.channels.value)
 
         self.stack.append(definition.name)
         self.used.setdefault(definition.name, definition)
         try:
-            body, out, _ = self._body(definition, inner, Tensor(tensor.shape, inner["in_channels"]), False)
+            body, out, _ = self._body(
+                definition, inner, Tensor(tensor.shape, inner["in_channels"]), False
+            )
         finally:
             self.stack.pop()
         if not body:
@@ -480,7 +500,9 @@ class _Elaborator:
 
         bindings = {n: sym.tree for n, sym in args.items()}
         bindings["in_channels"] = tensor.channels.tree
-        channels = Sym(out.channels.value, substitute(out.channels.tree, bindings, out.channels.value))
+        channels = Sym(
+            out.channels.value, substitute(out.channels.tree, bindings, out.channels.value)
+        )
         node = ir.Block(
             name=name,
             block=definition.name,
@@ -496,7 +518,11 @@ class _Elaborator:
         return node, Tensor(out.shape, channels)
 
     def _bind(
-        self, call: ast.Call, specs: tuple[bi.ArgSpec, ...], env: dict[str, Sym], builtin: bool = True
+        self,
+        call: ast.Call,
+        specs: tuple[bi.ArgSpec, ...],
+        env: dict[str, Sym],
+        builtin: bool = True,
     ) -> dict[str, Sym]:
         """Match a call's arguments to a signature; evaluate and type-check each."""
         by_name = {s.name: s for s in specs}
@@ -518,13 +544,14 @@ class _Elaborator:
                 position += 1
             else:
                 seen_keyword = True
-                spec = by_name.get(arg.name)
-                if spec is None:
+                keyword = by_name.get(arg.name)
+                if keyword is None:
                     raise SpecError(
                         f"'{call.name}' has no argument '{arg.name}'",
                         arg.span,
                         hint=did_you_mean(arg.name, by_name) or _signature(call.name, specs),
                     )
+                spec = keyword
                 if spec.name in bound:
                     raise SpecError(f"argument '{arg.name}' is given twice", arg.span)
             bound[spec.name] = _coerce(
@@ -589,7 +616,9 @@ class _Elaborator:
             )
         weight = 1.0
         if stmt.weight is not None:
-            weight = _coerce(self._eval(stmt.weight, env), "float", stmt.weight.span, "weight").value
+            weight = _coerce(
+                self._eval(stmt.weight, env), "float", stmt.weight.span, "weight"
+            ).value
         guard = None
         if stmt.guard is not None:
             value = _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition")
@@ -598,7 +627,12 @@ class _Elaborator:
         head_stmt = ast.LayerStmt(stmt.name, stmt.chain, None, stmt.span, stmt.name_span)
         (head,), _ = self._layer_stmt(head_stmt, env, taps[stmt.tap], None)
         return ir.Aux(
-            name=stmt.name, tap=stmt.tap, weight=weight, head=head, guard=guard, span=_span(stmt.span)
+            name=stmt.name,
+            tap=stmt.tap,
+            weight=weight,
+            head=head,
+            guard=guard,
+            span=_span(stmt.span),
         )
 
     def _init(self, stmt: ast.InitStmt) -> ir.InitRule:
@@ -633,7 +667,7 @@ class _Elaborator:
         return ir.InitRule(target=stmt.target, scheme=scheme, args=args)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _default(arg: bi.ArgSpec) -> Any:
     """A built-in argument's default, normalised like a written value (once)."""
     return _coerce(Sym.const(arg.default), arg.kind, None, arg.name).value
@@ -656,7 +690,7 @@ def _number(sym: Sym, span: Span, op: str) -> None:
         raise SpecError(f"'{op}' needs numbers, got a {_type_name(sym.value)}", span)
 
 
-def _coerce(sym: Sym, kind: str, span: Span, what: str, builtin: bool = True) -> Sym:
+def _coerce(sym: Sym, kind: str, span: Span | None, what: str, builtin: bool = True) -> Sym:
     """Check a value against an argument kind; normalise pairs and floats.
 
     The ranges of ``p``, ``eps`` and ``std`` are checked for built-in layers and
@@ -665,7 +699,11 @@ def _coerce(sym: Sym, kind: str, span: Span, what: str, builtin: bool = True) ->
     value = sym.value
 
     def wrong(expected: str) -> SpecError:
-        shown = f'"{value}"' if isinstance(value, str) else repr(value).replace("True", "true").replace("False", "false")
+        shown = (
+            f'"{value}"'
+            if isinstance(value, str)
+            else repr(value).replace("True", "true").replace("False", "false")
+        )
         return SpecError(f"{what} expects {expected}, got {_type_name(value)} {shown}", span)
 
     def is_int(v: Any) -> bool:

@@ -14,13 +14,13 @@ This module imports neither torch, nor Lark, nor Jinja2.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Pair = tuple[int, int]
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
-Value = Union[bool, int, float, str, tuple[Union[int, float], ...]]
+Value = bool | int | float | str | tuple[int | float, ...]
 
 
 class _Frozen(BaseModel):
@@ -182,22 +182,20 @@ class FusedConv(_Frozen):
 
 
 Op = Annotated[
-    Union[
-        Conv,
-        BatchNorm,
-        ReLU,
-        MaxPool,
-        AvgPool,
-        AdaptiveAvgPool,
-        LRN,
-        Dropout,
-        Dropout2d,
-        Flatten,
-        Linear,
-        Softmax,
-        ScaleShift,
-        FusedConv,
-    ],
+    Conv
+    | BatchNorm
+    | ReLU
+    | MaxPool
+    | AvgPool
+    | AdaptiveAvgPool
+    | LRN
+    | Dropout
+    | Dropout2d
+    | Flatten
+    | Linear
+    | Softmax
+    | ScaleShift
+    | FusedConv,
     Field(discriminator="op"),
 ]
 
@@ -294,7 +292,7 @@ class Fork(_Node):
     split_exprs: tuple[str, ...] = ()
 
 
-Node = Annotated[Union[Layer, Seq, Block, Concat, Fork], Field(discriminator="kind")]
+Node = Annotated[Layer | Seq | Block | Concat | Fork, Field(discriminator="kind")]
 
 
 class Aux(_Frozen):
@@ -325,7 +323,15 @@ class InitRule(_Frozen):
     """Weight initialisation for every layer of one kind (conv, linear, batchnorm)."""
 
     target: Literal["conv", "linear", "batchnorm"]
-    scheme: Literal["kaiming_normal", "kaiming_uniform", "normal", "trunc_normal", "constant", "xavier_uniform", "xavier_normal"]
+    scheme: Literal[
+        "kaiming_normal",
+        "kaiming_uniform",
+        "normal",
+        "trunc_normal",
+        "constant",
+        "xavier_uniform",
+        "xavier_normal",
+    ]
     args: dict[str, Value] = {}
 
 
@@ -374,7 +380,9 @@ def join(prefix: str, name: str | None) -> str:
     return f"{prefix}.{name}" if prefix and name is not None else (name or prefix)
 
 
-def walk(nodes: tuple[Node, ...], prefix: str = "", depth: int = 0) -> Iterator[tuple[str, Node, int]]:
+def walk(
+    nodes: tuple[Node, ...], prefix: str = "", depth: int = 0
+) -> Iterator[tuple[str, Node, int]]:
     """Every node under ``nodes``, parents first, with its dotted module path.
 
     A concat (or fork) is no module: its branches live on the enclosing block,

@@ -84,7 +84,9 @@ class Namespace:
         self._taken = set(taken or ())
 
     def create(self, candidate: str) -> str:
-        base = candidate if _IDENTIFIER.match(candidate) and not _problem(candidate, "layer") else "v"
+        base = (
+            candidate if _IDENTIFIER.match(candidate) and not _problem(candidate, "layer") else "v"
+        )
         name, n = base, 1
         while name in self._taken:
             name, n = f"{base}_{n}", n + 1

@@ -29,7 +29,7 @@ def _feature_map(shape: ir.Shape, what: str) -> tuple[int, int, int]:
         raise ShapeError(
             f"{what} needs a C x H x W feature map, got a flat vector of {shape[0]} features"
         )
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def _check_positive(what: str, out_h: int, out_w: int, in_h: int, in_w: int) -> None:
@@ -44,7 +44,9 @@ def conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) -
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def pool_out(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+def pool_out(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool
+) -> int:
     """PyTorch's pooling size, including the ceil_mode rule that the last
     window must start inside the input (or its left padding)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
@@ -55,7 +57,7 @@ def pool_out(size: int, kernel: int, stride: int, padding: int, dilation: int, c
 
 
 def _conv(op: ir.Conv, shape: ir.Shape) -> ir.Shape:
-    c, h, w = _feature_map(shape, "conv")
+    _, h, w = _feature_map(shape, "conv")
     if op.in_channels % op.groups or op.out_channels % op.groups:
         raise ShapeError(
             f"groups={op.groups} must divide both in_channels={op.in_channels} "
@@ -69,7 +71,7 @@ def _conv(op: ir.Conv, shape: ir.Shape) -> ir.Shape:
         conv_out(size, k, s, p, d)
         for size, k, s, p, d in zip((h, w), op.kernel_size, op.stride, op.padding, op.dilation)
     ]
-    _check_positive("conv", *dims, h, w)
+    _check_positive("conv", dims[0], dims[1], h, w)
     return (op.out_channels, *dims)
 
 
@@ -86,7 +88,7 @@ def _pool(op: ir.MaxPool | ir.AvgPool, shape: ir.Shape) -> ir.Shape:
         pool_out(size, k, s, p, d, op.ceil_mode)
         for size, k, s, p, d in zip((h, w), op.kernel_size, op.stride, op.padding, dilation)
     ]
-    _check_positive(op.op, *dims, h, w)
+    _check_positive(op.op, dims[0], dims[1], h, w)
     return (c, *dims)
 
 

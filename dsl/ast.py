@@ -7,10 +7,8 @@ unevaluated. ``compiler.elaborate`` gives it meaning.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from dsl.errors import Span
-
 
 # -- expressions --------------------------------------------------------------
 
@@ -47,7 +45,7 @@ class TupleExpr:
     span: Span
 
 
-Expr = Union[Literal, Ref, BinOp, Neg, TupleExpr]
+Expr = Literal | Ref | BinOp | Neg | TupleExpr
 
 
 # -- statements ---------------------------------------------------------------
@@ -119,7 +117,7 @@ class InitStmt:
     target_span: Span
 
 
-Stmt = Union[LayerStmt, ConcatStmt, InputStmt, AuxStmt, InitStmt]
+Stmt = LayerStmt | ConcatStmt | InputStmt | AuxStmt | InitStmt
 
 
 # -- definitions --------------------------------------------------------------

@@ -7,8 +7,8 @@ offending source line with a caret under the span, then an optional hint.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 # Text of every file the front end has read, by path, so that an error raised
 # anywhere in the pipeline can show its line. Command-line input registers
@@ -68,7 +68,10 @@ def _excerpt(span: Span) -> list[str]:
     end = span.end_column if span.end_line == span.line else len(line) + 1
     width = max(1, min(end, len(line) + 1) - span.column)
     gutter = f"{span.line:>5} | "
-    return [f"{gutter}{line}", " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" * width]
+    return [
+        f"{gutter}{line}",
+        " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" * width,
+    ]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

@@ -1,18 +1,38 @@
 """Read a spec file and everything it imports, in dependency order.
 
 ``import "path.net"`` is resolved against the importing file's folder first,
-then against the standard library folder (``specs/`` in this repository).
+then against the block library: the data package ``netc_library``, which
+setuptools maps to ``specs/`` in this repository and ships with ``specs/std/``
+inside every install (wheel or editable), so ``import "std/inception.net"``
+resolves from any folder.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from dsl import ast
 from dsl.errors import Span, SpecError
 from dsl.parser import parse
 
-STDLIB = Path(__file__).resolve().parent.parent / "specs"
+
+def _library() -> Path:
+    """The installed block library's folder (the one holding ``std/``).
+
+    Read from the package's search path rather than importlib.resources.files:
+    an editable install makes it a namespace package whose path also holds
+    setuptools' placeholder entry, which files() rejects on Python 3.11.
+    """
+    spec = importlib.util.find_spec("netc_library")
+    locations = spec.submodule_search_locations or [] if spec else []
+    folders = [Path(p) for p in locations if Path(p).is_dir()]
+    if not folders:
+        raise RuntimeError("netc is not installed: run `pip install -e .` (see README)")
+    return folders[0]
+
+
+STDLIB = _library()
 
 
 def load(path: str | Path) -> list[ast.SpecFile]:

@@ -105,11 +105,12 @@ def _doc_comments(comments: list[Token]) -> dict[int, str]:
     run: list[str] = []
     last_line = None
     for token in comments:
-        if last_line is not None and token.line != last_line + 1:
+        line = _line(token)
+        if last_line is not None and line != last_line + 1:
             run = []
         run.append(token.value[1:].strip())
-        last_line = token.line
-        docs[token.line + 1] = "\n".join(run)
+        last_line = line
+        docs[line + 1] = "\n".join(run)
     return docs
 
 
@@ -117,15 +118,15 @@ def _file_doc(comments: list[Token], spec: ast.SpecFile) -> str:
     """The comment run that opens the file, unless it documents the block right after it."""
     if not comments:
         return ""
-    end = comments[0].line
+    end = _line(comments[0])
     lines = [comments[0].value[1:].strip()]
     for token in comments[1:]:
-        if token.line != end + 1:
+        if _line(token) != end + 1:
             break
         lines.append(token.value[1:].strip())
-        end = token.line
+        end = _line(token)
     items = [*(i.span.line for i in spec.imports), *(d.span.line for d in spec.definitions)]
-    if items and comments[0].line > min(items):
+    if items and _line(comments[0]) > min(items):
         return ""
     if any(d.span.line == end + 1 and not d.is_network for d in spec.definitions):
         return ""
@@ -135,9 +136,11 @@ def _file_doc(comments: list[Token], spec: ast.SpecFile) -> str:
 def _syntax_error(err: UnexpectedInput, text: str, path: str) -> SpecError:
     line, column = err.line, err.column
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream]
+        char = text[err.pos_in_stream or 0]
         shown = repr(char) if not char.isprintable() or char == "'" else f"'{char}'"
-        return SpecError(f"unexpected character {shown}", Span(path, line, column, line, column + 1))
+        return SpecError(
+            f"unexpected character {shown}", Span(path, line, column, line, column + 1)
+        )
     if isinstance(err, UnexpectedEOF) or (
         isinstance(err, UnexpectedToken) and err.token.type == "$END"
     ):
@@ -173,7 +176,14 @@ def _span(path: str, meta) -> Span:
 
 
 def _tspan(path: str, token: Token) -> Span:
-    return Span(path, token.line, token.column, token.end_line, token.end_column)
+    return Span(path, _line(token), token.column or 0, token.end_line or 0, token.end_column or 0)
+
+
+def _line(token: Token) -> int:
+    """A lexed token's line (Lark types its positions as optional: they are
+    missing only on tokens built by hand, which netc never makes)."""
+    assert token.line is not None
+    return token.line
 
 
 @v_args(meta=True)
@@ -280,7 +290,9 @@ class _ToAst(Transformer):
     # -- definitions
     def param(self, meta, children):
         name, type_, default = children
-        return ast.Param(str(name), str(type_), default, _span(self.path, meta), _tspan(self.path, type_))
+        return ast.Param(
+            str(name), str(type_), default, _span(self.path, meta), _tspan(self.path, type_)
+        )
 
     def params(self, meta, children):
         return tuple(c for c in children if c is not None)

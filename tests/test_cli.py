@@ -48,7 +48,9 @@ def test_check_prints_one_line(capsys):
 
 
 def test_check_with_overrides(capsys):
-    out = run(capsys, "check", V1, "--set", "num_classes=10", "--set", "aux=false", "--input", "1x96x96")
+    out = run(
+        capsys, "check", V1, "--set", "num_classes=10", "--set", "aux=false", "--input", "1x96x96"
+    )
     assert out.startswith(
         "specs/googlenet_v1.net: ok: GoogLeNet, input N x 1 x 96 x 96 -> output N x 10, "
         "5,977,530 parameters, 0.28 GMACs ("
@@ -63,10 +65,14 @@ def test_check_every_shipped_spec(capsys, spec):
 def test_check_through_the_console_script():
     netc = Path(sys.executable).with_name("netc")
     command = [str(netc)] if netc.exists() else [sys.executable, "-m", "compiler.cli"]
-    result = subprocess.run([*command, "check", V1], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [*command, "check", V1], cwd=ROOT, capture_output=True, check=False, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert result.stdout.startswith("specs/googlenet_v1.net: ok: GoogLeNet, input N x 3 x 224 x 224")
+    assert result.stdout.startswith(
+        "specs/googlenet_v1.net: ok: GoogLeNet, input N x 3 x 224 x 224"
+    )
 
 
 # -- summary ----------------------------------------------------------------------------
@@ -94,7 +100,10 @@ def test_summary_table(capsys):
     assert rows["inception3a"] == ["Inception", "N x 256 x 28 x 28", "163,696", "128,049,152"]
     assert rows["inception3a.branch2"][0] == "sequential"
     assert rows["inception3a.branch2.1.conv"] == [
-        "conv 3x3", "N x 128 x 28 x 28", "110,720", "86,704,128"
+        "conv 3x3",
+        "N x 128 x 28 x 28",
+        "110,720",
+        "86,704,128",
     ]
     assert rows["inception5b"][1:3] == ["N x 1024 x 7 x 7", "1,444,080"]
     assert rows["fc"] == ["linear", "N x 1000", "1,025,000", "1,024,000"]
@@ -134,7 +143,12 @@ def test_summary_rows_are_plain_data():
     by_name = {r.name: r for r in rows(net.body, enabled=net.enabled)}
     row = by_name["inception3a.branch2.1.conv"]
     assert (row.kind, row.shape, row.params, row.macs, row.depth, row.leaf) == (
-        "conv 3x3", (128, 28, 28), 110_720, 86_704_128, 4, True
+        "conv 3x3",
+        (128, 28, 28),
+        110_720,
+        86_704_128,
+        4,
+        True,
     )
     assert sum(r.params for r in by_name.values() if r.leaf) == 6_998_552
 
@@ -159,7 +173,7 @@ print("no torch")
 
 def test_check_and_summary_never_import_torch():
     result = subprocess.run(
-        [sys.executable, "-c", NO_TORCH], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-c", NO_TORCH], cwd=ROOT, capture_output=True, check=False, text=True
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("no torch\n")

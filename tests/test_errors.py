@@ -1084,7 +1084,6 @@ CASES = [
         """,
         id="bool_arithmetic",
     ),
-
 ]
 
 
@@ -1124,7 +1123,6 @@ def test_python_api_overrides(tmp_path, monkeypatch):
     assert error_of(tmp_path, monkeypatch, files, num_classes=2.5) == (
         "netc: error: parameter 'num_classes' expects an integer, got float 2.5"
     )
-
 
 
 def test_python_api_input_shape(tmp_path, monkeypatch):
@@ -1272,6 +1270,7 @@ def test_console_script_exits_1_without_traceback(tmp_path, files, argv):
         [*command, *argv],
         cwd=tmp_path,
         capture_output=True,
+        check=False,
         text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
-import torch.nn as nn
+from torch import nn
 
 import compiler
 from compiler import builtins, ir, shapes
@@ -192,6 +192,8 @@ def test_ir_module_alone_pulls_in_nothing_heavy():
         "spec.loader.exec_module(module)\n"
         "print(sorted({'torch', 'lark', 'jinja2', 'dsl', 'compiler'} & set(sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, check=False, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[]\n"

@@ -188,12 +188,12 @@ def test_same_padding_needs_stride_one():
 @st.composite
 def pool_cases(draw, kind):
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    fields = dict(
-        kernel_size=kernel,
-        stride=(draw(strides), draw(strides)),
-        padding=(draw(st.integers(0, 3)), draw(st.integers(0, 3))),
-        ceil_mode=draw(st.booleans()),
-    )
+    fields = {
+        "kernel_size": kernel,
+        "stride": (draw(strides), draw(strides)),
+        "padding": (draw(st.integers(0, 3)), draw(st.integers(0, 3))),
+        "ceil_mode": draw(st.booleans()),
+    }
     if kind == "maxpool":
         op = ir.MaxPool(dilation=(draw(dilations), draw(dilations)), **fields)
     else:
@@ -203,7 +203,9 @@ def pool_cases(draw, kind):
 
 @SETTINGS
 @given(pool_cases("maxpool"))
-@example((ir.MaxPool(kernel_size=(3, 3), stride=(1, 1), padding=(2, 2), dilation=(2, 2)), (1, 9, 9)))
+@example(
+    (ir.MaxPool(kernel_size=(3, 3), stride=(1, 1), padding=(2, 2), dilation=(2, 2)), (1, 9, 9))
+)
 @example((ir.MaxPool(kernel_size=(3, 3), stride=(2, 2), ceil_mode=True), (1, 112, 112)))
 def test_maxpool_matches_torch(case):
     op, shape = case

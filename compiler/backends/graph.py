@@ -37,7 +37,9 @@ class _Dot:
         extra = ", ".join(f"{k}={v}" for k, v in attrs.items())
         self.lines.append(f"  {src} -> {dst}" + (f" [{extra}]" if extra else "") + ";")
 
-    def chain(self, nodes: tuple[ir.Node, ...], src: str, prefix: str, depth: int, taps=None) -> str:
+    def chain(
+        self, nodes: tuple[ir.Node, ...], src: str, prefix: str, depth: int, taps=None
+    ) -> str:
         for node in nodes:
             src = self.one(node, src, prefix, depth)
             if taps is not None and node.name in taps:
@@ -46,12 +48,16 @@ class _Dot:
                     self.lines.append(f"  {out} [style=dashed];")
         return src
 
-    def one(self, node: ir.Node, src: str, prefix: str, depth: int, style: str | None = None) -> str:
+    def one(
+        self, node: ir.Node, src: str, prefix: str, depth: int, style: str | None = None
+    ) -> str:
         edge = {"style": style} if style else {}
         path = prefix if isinstance(node, ir.Concat) else ir.join(prefix, node.name)
         if isinstance(node, ir.Layer):
             title = path if node.name is not None else ""
-            dst = self.node(_label(*filter(None, (title, describe(node.op), _shape(node.out_shape)))))
+            dst = self.node(
+                _label(*filter(None, (title, describe(node.op), _shape(node.out_shape))))
+            )
             self.edge(src, dst, **edge)
             return dst
         if isinstance(node, ir.Concat):

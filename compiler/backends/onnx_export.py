@@ -103,6 +103,7 @@ def export(
             optimize=True,
             verbose=False,
         )
+    assert program is not None  # None only from the legacy exporter (dynamo=False)
     model = program.model_proto
     model.doc_string = f"{net.name} from {net.source}, deploy build (eval mode), exported by netc"
     for key, value in (("netc.network", net.name), ("netc.spec", net.source)):

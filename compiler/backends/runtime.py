@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from compiler import ir
 from compiler.shapes import conv_out, pool_out
@@ -26,6 +26,9 @@ from compiler.shapes import conv_out, pool_out
 
 class ScaleShift(nn.Module):
     """``x * scale[c] + shift[c]`` with fixed constants (no state_dict entries)."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
 
     def __init__(self, scale: tuple[float, ...], shift: tuple[float, ...]):
         super().__init__()
@@ -92,8 +95,11 @@ class Arena(threading.local):
         if channels_last is None:  # channels innermost, as in a slice of a channels_last tensor
             channels_last = like.dim() == 4 and like.stride(1) <= min(like.stride()[2:])
         buffer = self.buffers.get(key)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype or (
-            channels_last != buffer.is_contiguous(memory_format=torch.channels_last)
+        if (
+            buffer is None
+            or buffer.shape != shape
+            or buffer.dtype != dtype
+            or (channels_last != buffer.is_contiguous(memory_format=torch.channels_last))
         ):
             fmt = torch.channels_last if channels_last else torch.contiguous_format
             buffer = torch.empty(shape, dtype=dtype, memory_format=fmt)
@@ -160,12 +166,31 @@ class FusedConv2d(nn.Conv2d):
             out = _buffer(id(self), (x.shape[0], self.out_channels, *size), x)
             if out is None:
                 return torch.ops.mkldnn._convolution_pointwise(
-                    x, self._mkldnn_weight(x), self.bias, self.padding, self.stride,
-                    self.dilation, self.groups, "relu" if self.relu else "none", [], "",
+                    x,
+                    self._mkldnn_weight(x),
+                    self.bias,
+                    self.padding,
+                    self.stride,
+                    self.dilation,
+                    self.groups,
+                    "relu" if self.relu else "none",
+                    [],
+                    "",
                 )
             return torch.ops.mkldnn._convolution_pointwise_.binary(
-                out.zero_(), x, self._mkldnn_weight(x), self.bias, self.padding, self.stride,
-                self.dilation, self.groups, "add", 1.0, "relu" if self.relu else None, [], "",
+                out.zero_(),
+                x,
+                self._mkldnn_weight(x),
+                self.bias,
+                self.padding,
+                self.stride,
+                self.dilation,
+                self.groups,
+                "add",
+                1.0,
+                "relu" if self.relu else None,
+                [],
+                "",
             )
         y = self._conv_forward(x, self.weight, self.bias)
         return F.relu(y, inplace=True) if self.relu else y
@@ -174,9 +199,14 @@ class FusedConv2d(nn.Conv2d):
         w = self.weight
         key = (w.data_ptr(), w._version, tuple(x.shape[1:]))
         if self._packed is None or self._packed[0] != key:
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                w.detach().contiguous().to_mkldnn(), self.padding, self.stride,
-                self.dilation, self.groups, x.shape,
+            # torch's stub for this op lags its signature (input size, lists).
+            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(  # type: ignore[call-arg]
+                w.detach().contiguous().to_mkldnn(),
+                self.padding,  # type: ignore[arg-type]
+                self.stride,  # type: ignore[arg-type]
+                self.dilation,  # type: ignore[arg-type]
+                self.groups,
+                x.shape,
             )
             self._packed = (key, packed)
         return self._packed[1]
@@ -264,17 +294,28 @@ def build_node(node: ir.Node, enabled: Callable[[str | None], bool]) -> nn.Modul
     if isinstance(node, ir.Layer):
         return MODULES[node.op.op](node.op)
     if isinstance(node, ir.Seq):  # items keep their names: passes may remove some
-        items = OrderedDict((item.name, build_node(item, enabled)) for item in node.items)
+        items = OrderedDict((_named(item), build_node(item, enabled)) for item in node.items)
         return nn.Sequential(items)
     if isinstance(node, ir.Block):
         return BlockModule(node.body, enabled, node.block)
     raise TypeError(f"a {node.kind} node is built by its enclosing block")
 
 
+def _named(node: ir.Node) -> str:
+    """A node that is a module attribute has a name (Concat and anonymous layers are none)."""
+    assert node.name is not None, f"an unnamed {node.kind} as a module"
+    return node.name
+
+
 class BlockModule(nn.Module):
     """One block instance: its named children, run in spec order."""
 
-    def __init__(self, body: tuple[ir.Node, ...], enabled: Callable[[str | None], bool], block: str):
+    # torch types children as optional; netc registers none that is None.
+    _modules: dict[str, nn.Module]  # type: ignore[assignment]
+
+    def __init__(
+        self, body: tuple[ir.Node, ...], enabled: Callable[[str | None], bool], block: str
+    ):
         super().__init__()
         # Internal attributes start with '_': spec names cannot, so no layer shadows them.
         self._block = block
@@ -284,19 +325,21 @@ class BlockModule(nn.Module):
                 continue
             if isinstance(node, ir.Concat):
                 for branch in node.branches:
-                    self.add_module(branch.name, build_node(branch, enabled))
+                    self.add_module(_named(branch), build_node(branch, enabled))
                 self._steps.append(("concat", tuple(b.name for b in node.branches)))
             elif isinstance(node, ir.Fork):
-                self.add_module(node.head.name, build_node(node.head, enabled))
-                for branch in node.branches:
-                    if branch.node is not None:
-                        self.add_module(branch.name, build_node(branch.node, enabled))
+                head = node.head.op
+                assert isinstance(head, ir.FusedConv)
+                self.add_module(_named(node.head), build_node(node.head, enabled))
+                for fb in node.branches:
+                    if fb.node is not None:
+                        self.add_module(fb.name, build_node(fb.node, enabled))
                 reads = tuple((b.piece, b.node and b.name) for b in node.branches)
-                self._steps.append(("fork", (node.head.name, node.head.op.split, reads)))
-            elif node.name is None:
+                self._steps.append(("fork", (node.head.name, head.split, reads)))
+            elif isinstance(node, ir.Layer) and node.name is None:
                 self._steps.append(("call", node.op))
             else:
-                self.add_module(node.name, build_node(node, enabled))
+                self.add_module(_named(node), build_node(node, enabled))
                 self._steps.append(("module", node.name))
 
     def extra_repr(self) -> str:
@@ -347,12 +390,14 @@ class NetworkModule(BlockModule):
         for head in heads:
             self.add_module(head.name, build_node(head.head, net.enabled))
             self._taps.setdefault(head.tap, []).append(head.name)
-        self._outputs = namedtuple(f"{net.name}Outputs", ["main", *self.aux_weights])
+        self._outputs: Callable[..., tuple[torch.Tensor, ...]] = namedtuple(  # type: ignore[misc]
+            f"{net.name}Outputs", ["main", *self.aux_weights]
+        )
         self._ir = net
         self._deploy = deploy
         self._channels_last = net.memory_format == "channels_last"
         if self._channels_last:
-            self.to(memory_format=torch.channels_last)
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._arena = Arena() if net.passes else None
 
     def use_arena(self, enabled: bool = True) -> None:
@@ -372,13 +417,16 @@ class NetworkModule(BlockModule):
         return y.clone() if arena.owns(y) else y
 
     def _forward(self, x: torch.Tensor):
-        if self._channels_last and x.dim() == 4:
-            if not x.is_contiguous(memory_format=torch.channels_last):
-                buffer = _buffer("input", x.shape, x, channels_last=True)
-                if buffer is None:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                else:
-                    x = buffer.copy_(x)
+        if (
+            self._channels_last
+            and x.dim() == 4
+            and not x.is_contiguous(memory_format=torch.channels_last)
+        ):
+            buffer = _buffer("input", x.shape, x, channels_last=True)
+            if buffer is None:
+                x = x.contiguous(memory_format=torch.channels_last)
+            else:
+                x = buffer.copy_(x)
         aux: dict[str, torch.Tensor] = {}
         for kind, what in self._steps:
             x = self._step(kind, what, x)
@@ -429,13 +477,12 @@ def training_to_deploy(
         del left[key]
     missing: list[str] = []
 
-    def take(key: str) -> torch.Tensor | None:
+    def take(key: str, required: bool = True) -> torch.Tensor | None:
         if key not in left:
-            missing.append(key)
+            if required:
+                missing.append(key)
             return None
         return left.pop(key)
-
-    take.skip = lambda key: left.pop(key, None)
 
     out: dict[str, torch.Tensor] = {}
     layers = [*ir.layers(net.body)]
@@ -444,10 +491,11 @@ def training_to_deploy(
     for path, layer in layers:
         if isinstance(layer.op, ir.FusedConv):
             fused = [_fold(source, take) for source in layer.op.sources]
-            if all(f is not None for f in fused):
-                out[f"{path}.weight"] = torch.cat([w for w, _ in fused])
+            folded = [f for f in fused if f is not None]
+            if len(folded) == len(fused):
+                out[f"{path}.weight"] = torch.cat([w for w, _ in folded])
                 if layer.op.bias:
-                    out[f"{path}.bias"] = torch.cat([b for _, b in fused])
+                    out[f"{path}.bias"] = torch.cat([b for _, b in folded])
         elif layer.op.op in ir.STATEFUL_OPS:
             for key in [k for k in left if k.rpartition(".")[0] == path]:
                 out[key] = left.pop(key)
@@ -466,16 +514,21 @@ def _some(keys: list[str], shown: int = 8) -> str:
     return ", ".join(keys[:shown]) + more
 
 
-def _fold(source: ir.ConvSource, take) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _fold(
+    source: ir.ConvSource, take: Callable[..., torch.Tensor | None]
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     """One source's weight and bias, its batch norm folded in (in float64, then
     back to the checkpoint's dtype)."""
     weight = take(f"{source.conv}.weight")
     bias = take(f"{source.conv}.bias") if source.bias else None
     if source.bn is not None:
         stats = ("weight", "bias", "running_mean", "running_var")
-        bn = {k: take(f"{source.bn}.{k}") for k in stats}
-        take.skip(f"{source.bn}.num_batches_tracked")  # a training statistic, if there
-    if weight is None or (source.bn is not None and any(v is None for v in bn.values())):
+        taken = {k: take(f"{source.bn}.{k}") for k in stats}
+        take(f"{source.bn}.num_batches_tracked", required=False)  # a training statistic
+        bn = {k: v for k, v in taken.items() if v is not None}
+        if len(bn) < len(stats):
+            return None
+    if weight is None:
         return None
     dtype = weight.dtype
     w = weight.double()
@@ -507,7 +560,7 @@ def initialise(module: nn.Module, rules: tuple[ir.InitRule, ...]) -> None:
         if rule is None:
             continue
         _SCHEMES[rule.scheme](m.weight, **rule.args)
-        if m.bias is not None:
+        if isinstance(m.bias, torch.Tensor):
             nn.init.zeros_(m.bias)
 
 

@@ -241,7 +241,10 @@ def _args(layer: ir.Layer, args: tuple[_Arg, ...], render) -> list[str]:
         if arg.field in layer.exprs:
             text = render(layer.exprs[arg.field])
         else:
-            default = op.kernel_size if arg.default is _KERNEL else arg.default
+            default = arg.default
+            if default is _KERNEL:
+                assert isinstance(op, ir.MaxPool | ir.AvgPool)
+                default = op.kernel_size
             if arg.default is not _REQUIRED and value == default:
                 continue
             text = literal(_compact(value))
@@ -387,16 +390,16 @@ class _Emitter:
         if isinstance(node, ir.Block):
             cls = self.block_class(node)
             decls = {p.name: p for p in self.net.blocks[node.block].params}
-            args = [scope.init(node.in_channels_expr)] if cls.drafts[0].takes_in_channels else []
+            given = [scope.init(node.in_channels_expr)] if cls.drafts[0].takes_in_channels else []
             keyword = False
             for p in self.net.blocks[node.block].params:
                 keyword = keyword or decls[p.name].default is not None
                 if p.name in node.arg_exprs:
                     text = scope.init(node.arg_exprs[p.name])
-                    args.append(f"{p.name}={text}" if keyword else text)
+                    given.append(f"{p.name}={text}" if keyword else text)
                 elif not keyword:
                     raise _unsupported(f"block {node.block} without argument {p.name!r}", node.span)
-            return f"{cls.name}({', '.join(args)})"
+            return f"{cls.name}({', '.join(given)})"
         raise _unsupported(f"a {node.kind} node here", node.span)
 
     def _sequential(self, node: ir.Seq, scope: _Scope) -> str:
@@ -510,6 +513,7 @@ class _Emitter:
         init.append(f"self.{attr} = {self.ctor(head, scope)}")
         fused = local.create(attr)
         steps.append(_Step(f"{fused} = {self._call(head, attr)}", self._shape(head)))
+        assert isinstance(head.op, ir.FusedConv)
         split = head.op.split
         exprs = node.split_exprs if len(node.split_exprs) == len(split) else ("",) * len(split)
         pieces: list[str | None] = [None] * len(split)
@@ -532,14 +536,15 @@ class _Emitter:
                 init.append(f"self.{name} = {self.ctor(branch.node, scope)}")
                 call = self._call(branch.node, name, arg)
                 calls.append(_Step(f"{names[-1]} = {call}", self._shape(branch.node)))
-        if None in pieces:
+        read = [p for p in pieces if p is not None]
+        if len(read) < len(pieces):
             raise _unsupported("a fork with a piece no branch reads", node.span)
         sizes = [e or str(n) for e, n in zip(exprs, split)]
         sizes_text = scope.forward(f"({', '.join(sizes)},)", as_list=True)
         shapes = tuple(
             _Shape((n, *head.out_shape[1:]), e, node.in_shape) for e, n in zip(exprs, split)
         )
-        targets = ", ".join(pieces) + ("," if len(pieces) == 1 else "")
+        targets = ", ".join(read) + ("," if len(read) == 1 else "")
         steps.append(_Step(f"{targets} = torch.split({fused}, {sizes_text}, 1)", shapes))
         steps.extend(calls)
         steps.append(_Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
@@ -549,6 +554,7 @@ class _Emitter:
         return Namespace({"self", "x", *self.module_taken})
 
     def _attr(self, node: ir.Node) -> str:
+        assert node.name is not None, f"an unnamed {node.kind} as an attribute"
         return check_identifier(node.name, _span(node.span), "layer")
 
     def _shape(self, node: ir.Node) -> _Shape | None:
@@ -725,15 +731,15 @@ class _Emitter:
 
 
 def _child_names(nodes: tuple[ir.Node, ...]) -> set[str]:
-    names = set()
+    names: set[str | None] = set()
     for node in nodes:
         if isinstance(node, ir.Concat):
             names |= {b.name for b in node.branches}
         elif isinstance(node, ir.Fork):
             names |= {node.head.name, *(b.name for b in node.branches if b.node is not None)}
-        elif node.name is not None:
+        else:
             names.add(node.name)
-    return names
+    return {name for name in names if name is not None}
 
 
 def _signature(
@@ -776,14 +782,17 @@ def _forward_lines(drafts: list[_Draft], symbolic: bool) -> list[str]:
         if returns and index == len(steps) - 1:
             code = "return " + step.code[len("x = ") :]
         if step.shape is not None:
+            # Every instance of a class runs the same lines: their shapes are alike.
             shapes = [d.forward[index].shape for d in drafts]
             if isinstance(step.shape, tuple):  # several outputs (a split)
+                split = [s for s in shapes if isinstance(s, tuple)]
                 parts = [
-                    _dims([s[k] for s in shapes], inputs, symbolic) for k in range(len(step.shape))
+                    _dims([s[k] for s in split], inputs, symbolic) for k in range(len(step.shape))
                 ]
                 comment = f"# {', '.join(parts)}"
             else:
-                comment = f"# {_dims(shapes, inputs, symbolic)}"
+                one = [s for s in shapes if isinstance(s, _Shape)]
+                comment = f"# {_dims(one, inputs, symbolic)}"
             if len(code) + len(comment) + 2 + 8 <= LINE_LENGTH:  # 8: forward's own indent
                 code += "  " + comment
             else:  # on the line above, so that ruff need not split the statement around it

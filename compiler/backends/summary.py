@@ -33,12 +33,22 @@ def rows(nodes: tuple[ir.Node, ...], prefix: str = "", enabled=lambda guard: Tru
             if not enabled(node.guard):
                 continue
             name = path if node.name is not None else f"{path}.<{node.op.op}>".lstrip(".")
-            result.append(Row(name, describe(node.op), node.out_shape, node.params, node.macs, depth, True))
+            result.append(
+                Row(name, describe(node.op), node.out_shape, node.params, node.macs, depth, True)
+            )
         else:
             kind = node.block if isinstance(node, ir.Block) else "sequential"
             sub = (node,)
             result.append(
-                Row(path, kind, node.out_shape, ir.total_params(sub), ir.total_macs(sub), depth, False)
+                Row(
+                    path,
+                    kind,
+                    node.out_shape,
+                    ir.total_params(sub),
+                    ir.total_macs(sub),
+                    depth,
+                    False,
+                )
             )
     return result
 
@@ -125,14 +135,20 @@ def render(
                 continue
             style = None if r.leaf else "bold"
             table.add_row(
-                "  " * r.depth + r.name, r.kind, show_shape(r.shape), f"{r.params:,}", f"{r.macs:,}",
+                "  " * r.depth + r.name,
+                r.kind,
+                show_shape(r.shape),
+                f"{r.params:,}",
+                f"{r.macs:,}",
                 style=style,
             )
 
     body_params, body_macs = ir.total_params(net.body), ir.total_macs(net.body)
     add(rows(net.body, enabled=net.enabled))
     table.add_section()
-    table.add_row("total", "", show_shape(net.out_shape), f"{body_params:,}", f"{body_macs:,}", style="bold")
+    table.add_row(
+        "total", "", show_shape(net.out_shape), f"{body_params:,}", f"{body_macs:,}", style="bold"
+    )
     heads = net.active_aux()
     if heads:
         table.add_section()
@@ -141,16 +157,25 @@ def render(
             head_rows = rows((head.head,))
             top = head_rows[0]
             head_rows[0] = Row(
-                top.name, f"{top.kind} @ {head.tap} x{head.weight:g}", top.shape,
-                top.params, top.macs, top.depth, top.leaf,
+                top.name,
+                f"{top.kind} @ {head.tap} x{head.weight:g}",
+                top.shape,
+                top.params,
+                top.macs,
+                top.depth,
+                top.leaf,
             )
             add(head_rows)
         aux_params = sum(ir.total_params((h.head,)) for h in heads)
         aux_macs = sum(ir.total_macs((h.head,)) for h in heads)
         table.add_section()
         table.add_row(
-            "total with aux heads (train)", "", "", f"{body_params + aux_params:,}",
-            f"{body_macs + aux_macs:,}", style="bold",
+            "total with aux heads (train)",
+            "",
+            "",
+            f"{body_params + aux_params:,}",
+            f"{body_macs + aux_macs:,}",
+            style="bold",
         )
     if console is None:
         # Never squeeze the table: rich would cut names, shapes and numbers short

@@ -9,17 +9,20 @@ training checkpoint is loaded, not here.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from compiler import ir
 from compiler.passes.rewrite import Nodes, as_fused, is_layer, rewrite_network, taps, with_op
 
 
-def foldable(node: ir.Node) -> bool:
+def foldable(node: ir.Node | None) -> TypeGuard[ir.Layer]:
     """A plain convolution, or a fused one of one source with nothing folded or fused after it."""
     if is_layer(node, "conv"):
         return True
     if not is_layer(node, "fused_conv"):
         return False
     op = node.op
+    assert isinstance(op, ir.FusedConv)
     return len(op.sources) == 1 and op.sources[0].bn is None and not op.relu
 
 
@@ -32,7 +35,7 @@ def fold_bn(net: ir.Network) -> ir.Network:
             prev = out[-1] if out else None
             if (
                 is_layer(node, "batchnorm")
-                and prev is not None
+                and isinstance(node.op, ir.BatchNorm)
                 and foldable(prev)
                 and not (prefix == "" and {prev.name, node.name} & tapped)
             ):

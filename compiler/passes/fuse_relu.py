@@ -21,7 +21,6 @@ def fuse_relu(net: ir.Network) -> ir.Network:
             prev = out[-1] if out else None
             if (
                 is_layer(node, "relu")
-                and prev is not None
                 and is_layer(prev, "conv", "fused_conv")
                 and not getattr(prev.op, "relu", False)
                 and not (prefix == "" and {prev.name, node.name} & tapped)

@@ -18,18 +18,20 @@ two of them and they agree on the ReLU. Run after ``fold_bn`` and
 from __future__ import annotations
 
 from compiler import ir
-from compiler.passes.rewrite import Nodes, as_fused, is_layer, rewrite_network, with_op
+from compiler.passes.rewrite import Nodes, as_fused, is_layer, named, rewrite_network, with_op
 
 
 def _pointwise(layer: ir.Layer) -> bool:
     op = layer.op
+    if not isinstance(op, ir.Conv | ir.FusedConv):
+        return False
     return (
         op.kernel_size == (1, 1)
         and op.stride == (1, 1)
         and op.padding in ((0, 0), "same")
         and op.dilation == (1, 1)
         and op.groups == 1
-        and (op.op == "conv" or len(op.sources) == 1)
+        and (isinstance(op, ir.Conv) or len(op.sources) == 1)
     )
 
 
@@ -77,7 +79,7 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.F
     ops = [as_fused(firsts[i][0], firsts[i][1]) for i in members]
     exprs = [firsts[i][3] for i in members]
     out_expr = " + ".join(exprs) if all(exprs) else ""
-    name = "_".join(concat.branches[i].name for i in members)
+    name = "_".join(named(concat.branches[i]) for i in members)
     while name in taken:
         name += "_fused"
     head_op = ops[0].model_copy(
@@ -103,9 +105,9 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.F
     for index, branch in enumerate(concat.branches):
         if index in members:
             piece, rest = members.index(index), firsts[index][2]
-            branches.append(ir.ForkBranch(name=branch.name, piece=piece, node=rest))
+            branches.append(ir.ForkBranch(name=named(branch), piece=piece, node=rest))
         else:
-            branches.append(ir.ForkBranch(name=branch.name, piece=None, node=branch))
+            branches.append(ir.ForkBranch(name=named(branch), piece=None, node=branch))
     return ir.Fork(
         name=None,
         head=head,
@@ -121,7 +123,7 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.F
 def fuse_siblings(net: ir.Network) -> ir.Network:
     def sequence(nodes: Nodes, prefix: str) -> Nodes:
         taken = {n.name for n in nodes if n.name} | {
-            b.name for n in nodes if isinstance(n, ir.Concat) for b in n.branches
+            named(b) for n in nodes if isinstance(n, ir.Concat) for b in n.branches
         }
         out = []
         for index, node in enumerate(nodes):
@@ -136,7 +138,7 @@ def fuse_siblings(net: ir.Network) -> ir.Network:
                 )
                 fork = _fork(node, prefix, in_expr, taken)
             if fork is not None:
-                taken.add(fork.head.name)
+                taken.add(named(fork.head))
             out.append(fork or node)
         return tuple(out)
 

@@ -13,6 +13,7 @@ node that survives a pass keeps its module path, and with it its
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeGuard
 
 from compiler import ir, shapes
 
@@ -55,8 +56,15 @@ def rewrite_network(net: ir.Network, fn: SequenceFn, name: str) -> ir.Network:
     )
 
 
-def is_layer(node: ir.Node, *ops: str) -> bool:
+def is_layer(node: ir.Node | None, *ops: str) -> TypeGuard[ir.Layer]:
+    """An unconditional layer of one of these ops."""
     return isinstance(node, ir.Layer) and node.guard is None and node.op.op in ops
+
+
+def named(node: ir.Node) -> str:
+    """The name of a concat branch (the grammar names them all)."""
+    assert node.name is not None, f"an unnamed {node.kind} branch"
+    return node.name
 
 
 def as_fused(layer: ir.Layer, path: str) -> ir.FusedConv:
@@ -64,6 +72,7 @@ def as_fused(layer: ir.Layer, path: str) -> ir.FusedConv:
     op = layer.op
     if isinstance(op, ir.FusedConv):
         return op
+    assert isinstance(op, ir.Conv), f"{op.op} is no convolution"
     fields = op.model_dump(exclude={"op"})
     source = ir.ConvSource(conv=path, out_channels=op.out_channels, bias=op.bias)
     return ir.FusedConv(**fields, sources=(source,))
@@ -128,6 +137,7 @@ def _verify_node(node: ir.Node, shape: ir.Shape, enabled, where: str) -> ir.Shap
         out = _joined(outs, here)
     else:
         head = _verify_node(node.head, shape, enabled, where)
+        assert isinstance(node.head.op, ir.FusedConv)
         split = node.head.op.split
         if sum(split) != head[0]:
             raise ValueError(f"{here}: head split {split} does not add up to {head[0]} channels")
