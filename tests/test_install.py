@@ -6,7 +6,12 @@ setuptools maps to ``specs/``, the library's single source in the repository).
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -81,3 +86,85 @@ def test_every_library_file_parses_alone(tmp_path, monkeypatch, capsys, name):
     assert main(["check", "lib.net"]) == 1
     _, err = capsys.readouterr()
     assert err.startswith("netc: error: lib.net defines no network")
+
+
+# -- a wheel, installed into a fresh virtual environment -----------------------------------------
+
+
+def _run(*argv: str | Path, cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_wheel_installs_and_runs_outside_the_repo(tmp_path):
+    """Build a wheel from a copy of the sources, install it (not editable) into a
+    new venv, and check and compile a user spec that imports the block library, in
+    a folder outside the repository. The venv reuses this interpreter's
+    dependencies through a .pth file (no torch reinstall); Python does not run the
+    .pth files of a folder a .pth file adds, so the editable netc stays out."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("dsl", "compiler", "specs"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
+    _run(
+        *pip,
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        wheels,
+        source,
+        cwd=tmp_path,
+        env=env,
+    )
+    (wheel,) = wheels.glob("netc-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        library = sorted(n for n in archive.namelist() if n.startswith("netc_library/"))
+    assert library == [f"netc_library/std/{n}.net" for n in ("cifar", "inception", "torchvision")]
+
+    venv = tmp_path / "venv"
+    _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)
+    python = venv / "bin" / "python"
+    site = Path(
+        _run(
+            python,
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('purelib'))",
+            cwd=tmp_path,
+            env=env,
+        ).strip()
+    )
+    spec = importlib.util.find_spec("torch")
+    assert spec is not None and spec.origin is not None
+    (site / "dependencies.pth").write_text(str(Path(spec.origin).parent.parent) + "\n")
+    _run(
+        *pip, "--python", python, "install", "--no-deps", "--no-index", wheel, cwd=tmp_path, env=env
+    )
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "mine.net").write_text(USER_SPEC)
+    where = _run(
+        python,
+        "-c",
+        "import compiler, dsl.loader; print(compiler.__file__); print(dsl.loader.STDLIB)",
+        cwd=work,
+        env=env,
+    )
+    assert where.splitlines() == [
+        str(site / "compiler" / "__init__.py"),
+        str(site / "netc_library"),
+    ]
+    netc = venv / "bin" / "netc"
+    assert re.fullmatch(CHECK_LINE, _run(netc, "check", "mine.net", cwd=work, env=env))
+    out = _run(netc, "compile", "mine.net", cwd=work, env=env)
+    assert re.fullmatch(r"wrote mine\.py \(Tiny, training build, \d+ lines; \d+\.\d\d s\)\n", out)
+    assert "class Tiny(nn.Module):" in (work / "mine.py").read_text()
