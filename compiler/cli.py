@@ -1,4 +1,4 @@
-"""The ``netc`` command line: check, summary, compile.
+"""The ``netc`` command line: check, summary, graph, compile, ir, schema, diff.
 
 Every error a spec can cause is printed as one ``file:line:col: error:``
 message and the command exits with status 1; no traceback reaches the user.
@@ -7,6 +7,7 @@ message and the command exits with status 1; no traceback reaches the user.
 from __future__ import annotations
 
 import gc
+import json
 import shlex
 import sys
 import time
@@ -140,8 +141,11 @@ def pass_options(command):
     return command
 
 
-def deploy_network(net: ir.Network, deploy: bool, switches: dict[str, bool]) -> ir.Network:
-    """``net`` after the deploy passes not switched off (``switches``: ``no_<pass>`` flags)."""
+def deploy_network(
+    net: ir.Network, deploy: bool, switches: dict[str, bool], target: str = "runtime"
+) -> ir.Network:
+    """``net`` after the deploy passes not switched off (``switches``: ``no_<pass>`` flags)
+    and not left out for ``target`` (``compiler.passes.TARGETS``)."""
     off = [name.removeprefix("no_") for name, value in switches.items() if value]
     if off and not deploy:
         flags = " ".join(f"--no-{name.replace('_', '-')}" for name in off)
@@ -150,28 +154,72 @@ def deploy_network(net: ir.Network, deploy: bool, switches: dict[str, bool]) -> 
         return net
     from compiler.passes import optimise
 
-    return optimise(net, disable=off)
+    return optimise(net, disable=off, target=target)
 
 
 @cli.command()
 @spec_options
 @click.option("--depth", type=click.IntRange(0), help="Show nodes down to this nesting depth only.")
+@click.option("--json", "as_json", is_flag=True, help="The table as JSON: rows and totals.")
 @pass_options
 def summary(
     spec: str,
     sets: tuple[str, ...],
     input_text: str | None,
     depth: int | None,
+    as_json: bool,
     deploy: bool,
     **switches: bool,
 ) -> None:
     """Print SPEC's per-layer table: name, kind, output shape, parameters, MACs.
 
     With --deploy, the optimised deploy build, and what its passes fused."""
-    from compiler.backends.summary import render
+    from compiler.backends.summary import render, to_json
 
     net = load_network(spec, sets, input_text)
-    render(deploy_network(net, deploy, switches), max_depth=depth, original=net)
+    built = deploy_network(net, deploy, switches)
+    if as_json:
+        click.echo(json.dumps(to_json(built, max_depth=depth, original=net), indent=2))
+    else:
+        render(built, max_depth=depth, original=net)
+
+
+@cli.command(name="ir")
+@spec_options
+@pass_options
+def ir_(spec: str, sets: tuple[str, ...], input_text: str | None, deploy: bool, **switches: bool):
+    """Print SPEC's checked IR as JSON (its schema: `netc schema`)."""
+    from compiler.backends.jsonout import network_json
+
+    net = load_network(spec, sets, input_text)
+    click.echo(network_json(deploy_network(net, deploy, switches)), nl=False)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the IR that `netc ir` prints."""
+    from compiler.backends.jsonout import schema_json
+
+    click.echo(schema_json(), nl=False)
+
+
+@cli.command()
+@click.argument("a", type=click.Path(dir_okay=False))
+@click.argument("b", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override, in both.")
+@click.option("--input", "input_text", metavar="CxHxW", help="Override the input of both.")
+@click.option("--depth", type=click.IntRange(0), help="Compare nodes down to this depth only.")
+@click.option("--all", "everything", is_flag=True, help="List unchanged rows too.")
+@click.option("--json", "as_json", is_flag=True, help="Every row and the totals as JSON.")
+def diff(a: str, b: str, sets, input_text, depth, everything: bool, as_json: bool) -> None:
+    """Compare two networks layer by layer: parameters and MACs, added, removed, changed."""
+    from compiler.backends import diff as diff_backend
+
+    nets = load_network(a, sets, input_text), load_network(b, sets, input_text)
+    if as_json:
+        click.echo(json.dumps(diff_backend.to_json(*nets, max_depth=depth), indent=2))
+    else:
+        diff_backend.render(*nets, max_depth=depth, everything=everything)
 
 
 @cli.command()
@@ -222,9 +270,8 @@ def compile_(
     turns a training checkpoint into its weights."""
     start = time.perf_counter()
     net = load_network(spec, sets, input_text)
-    if emit_kind == "onnx":  # ONNX has no memory format: channels_last would only add nodes
-        switches = {**switches, "no_channels_last": True}
-    built = deploy_network(net, deploy or emit_kind == "onnx", switches)
+    onnx = emit_kind == "onnx"  # always the deploy graph, with the ONNX target's passes
+    built = deploy_network(net, deploy or onnx, switches, "onnx" if onnx else "runtime")
     target = _output_path(spec, output, f".{emit_kind}")
     passes = [p for p in built.passes if p != "drop_unused"]
     optimised = f" optimised by {'+'.join(passes)}" if passes else ""

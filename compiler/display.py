@@ -6,6 +6,9 @@ no dependencies beyond the IR.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 from compiler import ir
 
 
@@ -42,3 +45,53 @@ def describe(op) -> str:
     if kind == "lrn":
         return f"lrn {op.size}"
     return kind
+
+
+def use_colour() -> bool:
+    """Whether rich may style its output: not when NO_COLOR is set (no-color.org),
+    which netc takes to mean plain text, bold and italics too; rich itself adds
+    no styles when stdout is not a terminal."""
+    return not os.environ.get("NO_COLOR")
+
+
+# -- per-layer rows (the summary table, its JSON, and diff) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str
+    shape: ir.Shape
+    params: int
+    macs: int
+    depth: int
+    leaf: bool
+
+
+def rows(nodes: tuple[ir.Node, ...], prefix: str = "", enabled=lambda guard: True) -> list[Row]:
+    result = []
+    for path, node, depth in ir.walk(nodes, prefix):
+        if isinstance(node, (ir.Concat, ir.Fork)):
+            continue
+        if isinstance(node, ir.Layer):
+            if not enabled(node.guard):
+                continue
+            name = path if node.name is not None else f"{path}.<{node.op.op}>".lstrip(".")
+            result.append(
+                Row(name, describe(node.op), node.out_shape, node.params, node.macs, depth, True)
+            )
+        else:
+            kind = node.block if isinstance(node, ir.Block) else "sequential"
+            sub = (node,)
+            result.append(
+                Row(
+                    path,
+                    kind,
+                    node.out_shape,
+                    ir.total_params(sub),
+                    ir.total_macs(sub),
+                    depth,
+                    False,
+                )
+            )
+    return result

@@ -69,9 +69,9 @@ def export(
     """Write ``net``'s deploy build to ``path`` as ONNX.
 
     ``deploy`` is the build to export, ``net`` after ``compiler.passes.optimise``;
-    when None, every pass but channels_last (an ONNX graph has no memory format:
-    converting the input to it would only add nodes). ``optimise(net, PASSES)``
-    gives the plain deploy build. Weights come from ``state_dict``, a checkpoint of the
+    when None, ``optimise(net, target="onnx")``: the passes that pay on ONNX
+    (``compiler.passes.TARGETS`` decides, for ``netc compile --emit onnx`` too).
+    ``optimise(net, PASSES)`` gives the plain deploy build. Weights come from ``state_dict``, a checkpoint of the
     training build (aux heads' keys dropped, every other key must fit) or, without
     one, from the spec's initialisation under ``torch.manual_seed(seed)``.
     """
@@ -81,7 +81,7 @@ def export(
     from compiler.backends.runtime import build_module
     from compiler.passes import optimise
 
-    deploy = optimise(net, disable={"channels_last"}) if deploy is None else deploy
+    deploy = optimise(net, target="onnx") if deploy is None else deploy
     if state_dict is None:
         torch.manual_seed(seed)
         state_dict = build_module(net, deploy=True).state_dict()

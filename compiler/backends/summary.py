@@ -1,56 +1,16 @@
 """The per-layer table: dotted name, kind, output shape, parameters, MACs.
 
 ``rows`` is plain data (used by tests and other tools); ``render`` draws it
-with rich. MACs are multiply-accumulates per image: a convolution's weight
+with rich; ``to_json`` is the same table for programs (``netc summary --json``). MACs are multiply-accumulates per image: a convolution's weight
 elements times its output height and width, a linear layer's in x out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from compiler import ir
-from compiler.display import describe, show_shape
+from compiler.display import Row, rows, show_shape, use_colour
 
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    kind: str
-    shape: ir.Shape
-    params: int
-    macs: int
-    depth: int
-    leaf: bool
-
-
-def rows(nodes: tuple[ir.Node, ...], prefix: str = "", enabled=lambda guard: True) -> list[Row]:
-    result = []
-    for path, node, depth in ir.walk(nodes, prefix):
-        if isinstance(node, (ir.Concat, ir.Fork)):
-            continue
-        if isinstance(node, ir.Layer):
-            if not enabled(node.guard):
-                continue
-            name = path if node.name is not None else f"{path}.<{node.op.op}>".lstrip(".")
-            result.append(
-                Row(name, describe(node.op), node.out_shape, node.params, node.macs, depth, True)
-            )
-        else:
-            kind = node.block if isinstance(node, ir.Block) else "sequential"
-            sub = (node,)
-            result.append(
-                Row(
-                    path,
-                    kind,
-                    node.out_shape,
-                    ir.total_params(sub),
-                    ir.total_macs(sub),
-                    depth,
-                    False,
-                )
-            )
-    return result
+__all__ = ["Row", "deploy_notes", "render", "rows", "to_json"]
 
 
 def deploy_notes(net: ir.Network, original: ir.Network | None = None) -> list[str]:
@@ -185,10 +145,69 @@ def render(
 
         from rich.measure import Measurement
 
-        console = Console(width=shutil.get_terminal_size().columns)
+        console = Console(
+            width=shutil.get_terminal_size().columns,
+            color_system="auto" if use_colour() else None,
+        )
         needed = Measurement.get(console, console.options.update_width(100_000), table).maximum
         console.width = max(console.width, needed)
     console.print(table)
     if net.passes:
         for line in deploy_notes(net, original):
             console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def to_json(
+    net: ir.Network, max_depth: int | None = None, original: ir.Network | None = None
+) -> dict:
+    """The table as JSON-ready data, keys in a fixed order: the network, its rows
+    (``layers``; each aux head's apart), the totals, and for a deploy build what
+    its passes did. Shapes are per image (no batch dimension); ``depth`` is the
+    nesting depth, ``leaf`` false for a block or chain (its totals)."""
+
+    def keep(found: list[Row]) -> list[dict]:
+        return [
+            {
+                "name": r.name,
+                "kind": r.kind,
+                "output": list(r.shape),
+                "params": r.params,
+                "macs": r.macs,
+                "depth": r.depth,
+                "leaf": r.leaf,
+            }
+            for r in found
+            if max_depth is None or r.depth <= max_depth
+        ]
+
+    heads = net.active_aux()
+    aux = [
+        {
+            "name": head.name,
+            "tap": head.tap,
+            "weight": head.weight,
+            "params": ir.total_params((head.head,)),
+            "macs": ir.total_macs((head.head,)),
+            "layers": keep(rows((head.head,))),
+        }
+        for head in heads
+    ]
+    params, macs = ir.total_params(net.body), ir.total_macs(net.body)
+    aux_params = sum(ir.total_params((head.head,)) for head in heads)
+    aux_macs = sum(ir.total_macs((head.head,)) for head in heads)
+    return {
+        "network": net.name,
+        "source": net.source,
+        "input": list(net.input_shape),
+        "output": list(net.out_shape),
+        "passes": list(net.passes),
+        "layers": keep(rows(net.body, enabled=net.enabled)),
+        "aux": aux,
+        "totals": {
+            "params": params,
+            "macs": macs,
+            "params_with_aux": params + aux_params,
+            "macs_with_aux": macs + aux_macs,
+        },
+        "deploy_notes": deploy_notes(net, original) if net.passes else [],
+    }
