@@ -1,7 +1,8 @@
-"""How IR values read to a person: shapes and short op descriptions.
+"""How IR values read to a person: shapes, short op descriptions, and the
+per-layer rows of the summary table (and of its JSON, and of ``netc diff``).
 
-Shared by the summary table, the graph picture and the CLI; plain strings,
-no dependencies beyond the IR.
+Shared by the backends and the CLI, so that no backend imports another;
+plain data, no dependencies beyond the IR.
 """
 
 from __future__ import annotations

@@ -176,7 +176,10 @@ def _span(path: str, meta) -> Span:
 
 
 def _tspan(path: str, token: Token) -> Span:
-    return Span(path, _line(token), token.column or 0, token.end_line or 0, token.end_column or 0)
+    line, column, end_line, end_column = token.line, token.column, token.end_line, token.end_column
+    assert line is not None and column is not None and end_line is not None
+    assert end_column is not None
+    return Span(path, line, column, end_line, end_column)
 
 
 def _line(token: Token) -> int:
