@@ -187,7 +187,9 @@ def summary(
 @cli.command(name="ir")
 @spec_options
 @pass_options
-def ir_(spec: str, sets: tuple[str, ...], input_text: str | None, deploy: bool, **switches: bool):
+def ir_(
+    spec: str, sets: tuple[str, ...], input_text: str | None, deploy: bool, **switches: bool
+) -> None:
     """Print SPEC's checked IR as JSON (its schema: `netc schema`)."""
     from compiler.backends.jsonout import network_json
 
@@ -211,7 +213,15 @@ def schema() -> None:
 @click.option("--depth", type=click.IntRange(0), help="Compare nodes down to this depth only.")
 @click.option("--all", "everything", is_flag=True, help="List unchanged rows too.")
 @click.option("--json", "as_json", is_flag=True, help="Every row and the totals as JSON.")
-def diff(a: str, b: str, sets, input_text, depth, everything: bool, as_json: bool) -> None:
+def diff(
+    a: str,
+    b: str,
+    sets: tuple[str, ...],
+    input_text: str | None,
+    depth: int | None,
+    everything: bool,
+    as_json: bool,
+) -> None:
     """Compare two networks layer by layer: parameters and MACs, added, removed, changed."""
     from compiler.backends import diff as diff_backend
 
