@@ -235,17 +235,58 @@ def diff(
 @cli.command()
 @spec_options
 @click.option(
+    "-o",
+    "--output",
+    metavar="PATH",
+    help="Draw to a file: .svg, .png or .dot (or an existing folder: SPEC_NAME.svg) "
+    "[default: DOT to stdout].",
+)
+@click.option(
     "--depth",
     type=click.IntRange(0),
     default=1,
     show_default=True,
     help="Expand blocks down to this nesting depth.",
 )
-def graph(spec: str, sets: tuple[str, ...], input_text: str | None, depth: int) -> None:
-    """Print SPEC's graph in Graphviz DOT (draw it with `dot -Tsvg`)."""
-    from compiler.backends.graph import to_dot
+@pass_options
+def graph(
+    spec: str,
+    sets: tuple[str, ...],
+    input_text: str | None,
+    output: str | None,
+    depth: int,
+    deploy: bool,
+    **switches: bool,
+) -> None:
+    """Draw SPEC's network with Graphviz, or print it as DOT (`| dot -Tsvg` draws it).
 
-    click.echo(to_dot(load_network(spec, sets, input_text), max_depth=depth), nl=False)
+    With --deploy, the optimised deploy build: what its passes fused."""
+    from compiler.backends import graph as picture
+
+    start = time.perf_counter()
+    net = deploy_network(load_network(spec, sets, input_text), deploy, switches)
+    dot = picture.to_dot(net, max_depth=depth)
+    if output is None:
+        click.echo(dot, nl=False)
+        return
+    span = _command_line_span(output)
+    fmt = "svg" if Path(output).is_dir() else Path(output).suffix.lower().lstrip(".")
+    if fmt not in picture.FORMATS:
+        raise SpecError(
+            f"cannot tell the picture format of {output}",
+            span,
+            hint="name the file .svg, .png or .dot",
+        )
+    target = _output_path(spec, output, ".svg")
+    try:
+        data = dot.encode("utf-8") if fmt == "dot" else picture.render(dot, fmt)
+    except picture.RenderError as err:
+        raise SpecError(err.message, span, hint=err.hint) from None
+    _write_atomic(target, lambda tmp: tmp.write_bytes(data), output)
+    elapsed = time.perf_counter() - start
+    click.echo(
+        f"wrote {_shown(target)} ({net.name}, {fmt}, {len(data) / 1e3:.0f} kB; {elapsed:.2f} s)"
+    )
 
 
 @cli.command(name="compile")
