@@ -216,10 +216,12 @@ class _Picture:
         """One fused convolution for the sibling 1x1 convolutions, a ``split`` node
         handing each branch its slice, the other branches on the fork's input."""
         edge = {"style": attrs["style"]} if "style" in attrs else {}
+        fused = node.head.op
+        assert isinstance(fused, ir.FusedConv)  # a fork's head always is
         head = self.layer(g, node.head, ir.join(prefix, node.head.name), **attrs)
         self.edge(src, head, node.in_shape, **edge)
         split = self.new_id(prefix, "split")
-        sizes = "/".join(map(str, node.head.op.split))
+        sizes = "/".join(map(str, fused.split))
         g.node(split, f"split {sizes}", shape="trapezium", **attrs)
         self.edge(head, split, node.head.out_shape, **edge)
         join = self.new_id(prefix, "concat")
@@ -231,7 +233,7 @@ class _Picture:
             if branch.piece is None:
                 reads, shape = src, node.in_shape
             else:
-                reads, shape = split, (node.head.op.split[branch.piece], *spatial)
+                reads, shape = split, (fused.split[branch.piece], *spatial)
             if branch.node is None:  # the slice is the branch's output: a node for its name
                 name = self.new_id(ir.join(prefix, branch.name))
                 g.node(name, branch.name, shape="plain", **attrs)
@@ -304,10 +306,10 @@ def _graph(net: ir.Network, max_depth: int) -> graphviz.Digraph:
         first = labelled.setdefault(key, i)
         if "style" in pic.edges[first][2] and "style" not in attrs:
             labelled[key] = i
-    for i, (tail, head, attrs) in enumerate(pic.edges):
+    for i, (tail, dst, attrs) in enumerate(pic.edges):
         if labelled[tail, attrs["label"]] != i:
             attrs = {k: v for k, v in attrs.items() if k != "label"}
-        g.edge(tail, head, **attrs)
+        g.edge(tail, dst, **attrs)
     for row in pic.rows:
         with g.subgraph() as same:
             same.attr(rank="same")
