@@ -4,9 +4,11 @@ Every node carries its input and output shape, its parameter count and its
 multiply-accumulates, so backends never recompute them. Op fields reuse
 PyTorch's argument names so backends pass them straight through.
 
-Fields called ``exprs`` hold, for code generation, the Python expression a
-value was written as in the enclosing block's scope (``{"out_channels":
-"ch3x3"}``): only validated identifiers and numbers ever appear there.
+Fields called ``exprs`` hold, for code generation, the expression a value
+was written as, in the enclosing block's scope (``{"out_channels":
+Ref(name="ch3x3")}``): typed trees (``compiler.expr``), never source text.
+Guards are expressions of the network's parameters, evaluated against
+``Network.values``.
 
 This module imports neither torch, nor Lark, nor Jinja2.
 """
@@ -18,13 +20,16 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compiler import expr as ex
+from compiler.expr import Expr
+
 Pair = tuple[int, int]
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
 Value = bool | int | float | str | tuple[int | float, ...]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class SourceSpan(_Frozen):
@@ -227,16 +232,22 @@ class _Node(_Frozen):
     in_shape: Shape
     out_shape: Shape
     span: SourceSpan
-    channels_expr: str = ""  # out_shape[0] as an expression in the enclosing scope; "": unknown
+    # out_shape[0] as an expression in the enclosing scope; None: unknown (the number)
+    channels_expr: Expr | None = None
+
+    @property
+    def channels(self) -> Expr:
+        """out_shape[0] as an expression in the enclosing scope (a constant when unknown)."""
+        return self.channels_expr if self.channels_expr is not None else ex.const(self.out_shape[0])
 
 
 class Layer(_Node):
     kind: Literal["layer"] = "layer"
     op: Op
-    exprs: dict[str, str] = {}
+    exprs: dict[str, Expr] = {}
     params: int
     macs: int
-    guard: str | None = None  # a bool expression of the network's parameters
+    guard: Expr | None = None  # a bool expression of the network's parameters
 
 
 class Seq(_Node):
@@ -252,8 +263,8 @@ class Block(_Node):
     kind: Literal["block"] = "block"
     block: str
     args: dict[str, Value]
-    arg_exprs: dict[str, str] = {}
-    in_channels_expr: str
+    arg_exprs: dict[str, Expr] = {}
+    in_channels_expr: Expr
     body: tuple[Node, ...]
 
 
@@ -288,8 +299,8 @@ class Fork(_Node):
     head: Layer
     branches: tuple[ForkBranch, ...]
     # head.op.split as expressions in the enclosing scope, for code generation
-    # ("ch1x1", ...; "": unknown, () when not recorded).
-    split_exprs: tuple[str, ...] = ()
+    # (ch1x1, ...; () when not recorded: the numbers).
+    split_exprs: tuple[Expr, ...] = ()
 
 
 Node = Annotated[Layer | Seq | Block | Concat | Fork, Field(discriminator="kind")]
@@ -302,7 +313,7 @@ class Aux(_Frozen):
     tap: str
     weight: float
     head: Node
-    guard: str | None = None
+    guard: Expr | None = None
     span: SourceSpan
 
 
@@ -341,7 +352,6 @@ class Network(_Frozen):
     source: str
     params: tuple[ParamDecl, ...]
     values: dict[str, Value]  # the parameters as bound for this build
-    guards: dict[str, bool] = {}  # every guard expression, evaluated
     input_shape: Shape
     body: tuple[Node, ...]
     aux: tuple[Aux, ...] = ()
@@ -357,8 +367,9 @@ class Network(_Frozen):
     def active_aux(self) -> tuple[Aux, ...]:
         return tuple(a for a in self.aux if self.enabled(a.guard))
 
-    def enabled(self, guard: str | None) -> bool:
-        return guard is None or self.guards[guard]
+    def enabled(self, guard: Expr | None) -> bool:
+        """Whether a guard holds for this build's parameter values."""
+        return guard is None or bool(ex.evaluate(guard, self.values))
 
 
 # -- traversal ------------------------------------------------------------------
@@ -406,12 +417,3 @@ def total_params(nodes: tuple[Node, ...]) -> int:
 
 def total_macs(nodes: tuple[Node, ...]) -> int:
     return sum(layer.macs for _, layer in layers(nodes))
-
-
-Seq.model_rebuild()
-Block.model_rebuild()
-Concat.model_rebuild()
-ForkBranch.model_rebuild()
-Fork.model_rebuild()
-Aux.model_rebuild()
-Network.model_rebuild()

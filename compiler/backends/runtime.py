@@ -290,7 +290,7 @@ FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
-def build_node(node: ir.Node, enabled: Callable[[str | None], bool]) -> nn.Module:
+def build_node(node: ir.Node, enabled: Callable[[ir.Expr | None], bool]) -> nn.Module:
     if isinstance(node, ir.Layer):
         return MODULES[node.op.op](node.op)
     if isinstance(node, ir.Seq):  # items keep their names: passes may remove some
@@ -314,7 +314,7 @@ class BlockModule(nn.Module):
     _modules: dict[str, nn.Module]  # type: ignore[assignment]
 
     def __init__(
-        self, body: tuple[ir.Node, ...], enabled: Callable[[str | None], bool], block: str
+        self, body: tuple[ir.Node, ...], enabled: Callable[[ir.Expr | None], bool], block: str
     ):
         super().__init__()
         # Internal attributes start with '_': spec names cannot, so no layer shadows them.

@@ -10,9 +10,9 @@ class, sizes that differ between instances are shown symbolically:
 input size, ``H' x W'`` for a size computed from it.
 
 Spec text reaches the output only as identifiers that pass
-``compiler.names.check_identifier`` (again, here) and as expressions made of
-names in scope and numbers, parsed and checked before they are written
-(``_Expr``); docstrings are escaped. Generated locals and attributes come from
+``compiler.names.check_identifier`` (again, here) and as the IR's expression
+trees (``compiler.expr``), printed by ``compiler.expr.to_python`` once every
+name they read is checked to be in scope (``_Scope``); docstrings are escaped. Generated locals and attributes come from
 ``Namespace``. The text is laid out by a Jinja2 template and formatted by
 ruff, in a fixed order, so the same network gives the same bytes.
 
@@ -21,7 +21,6 @@ This module does not import torch.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import functools
 import re
@@ -31,7 +30,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler import expr as ex
 from compiler import ir
+from compiler.expr import literal
 from compiler.names import (
     MODULE_ATTRIBUTES,
     MODULE_NAMES,
@@ -40,7 +41,6 @@ from compiler.names import (
     Namespace,
     check_identifier,
 )
-from compiler.symbolic import literal
 from dsl.errors import Span, SpecError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -137,39 +137,13 @@ def _unsupported(what: str, span: ir.SourceSpan) -> SpecError:
 # -- expressions ----------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse(text: str) -> ast.expr:
-    """An IR expression, checked to hold nothing but names, numbers, strings and arithmetic."""
-    try:
-        tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        raise ValueError(f"not an expression: {text!r}") from None
-    for node in ast.walk(tree):
-        ok = isinstance(node, (ast.Name, ast.Load, ast.Tuple, ast.BinOp, ast.UnaryOp))
-        ok = ok or isinstance(node, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.USub))
-        if isinstance(node, ast.Constant):
-            ok = type(node.value) in (int, float, bool, str) and (
-                not isinstance(node.value, str) or node.value.isprintable()
-            )
-        if not ok:
-            raise ValueError(f"expression {text!r} holds a {type(node).__name__}")
-    return tree
-
-
-def _names(text: str) -> frozenset[str]:
-    return frozenset(n.id for n in ast.walk(_parse(text)) if isinstance(n, ast.Name))
-
-
-def _is_const(text: str) -> bool:
-    return not _names(text)
-
-
 class _Scope:
     """The names an expression may use inside one class: its constructor's parameters.
 
-    ``init`` renders an expression for ``__init__``, where they are locals;
+    ``init`` writes an expression for ``__init__``, where they are locals;
     ``forward`` for ``forward``, where each becomes an attribute that
-    ``__init__`` sets (``self.p = p``).
+    ``__init__`` sets (``self.p = p``). Either refuses a reference out of scope
+    and anything that is not a ``compiler.expr`` tree (an IR built by hand).
     """
 
     def __init__(self, params: list[str], attrs: Namespace, span: ir.SourceSpan):
@@ -179,50 +153,32 @@ class _Scope:
         self.used: set[str] = set()  # parameters __init__ reads
         self.hyper: dict[str, str] = {}  # parameter -> attribute, for forward
 
-    def _check(self, text: str) -> ast.expr:
+    def _check(self, expr: ex.Expr) -> frozenset[str]:
         try:
-            tree = _parse(text)
-        except ValueError as err:
+            names = ex.names(expr)
+        except TypeError as err:
             raise SpecError(
                 f"the source backend refuses an expression: {err}", _span(self.span)
             ) from None
-        unknown = _names(text) - set(self.params)
+        unknown = names - set(self.params)
         if unknown:
             raise SpecError(
-                f"the source backend found names out of scope in {text!r}: {', '.join(sorted(unknown))}",
+                f"the source backend found names out of scope in {ex.to_python(expr)}: "
+                f"{', '.join(sorted(unknown))}",
                 _span(self.span),
             )
-        return tree
+        return names
 
-    def init(self, text: str, as_list: bool = False) -> str:
-        tree = self._check(text)
-        self.used |= _names(text)
-        if as_list and isinstance(tree, ast.Tuple):
-            return ast.unparse(ast.List(tree.elts, ast.Load()))
-        return text
+    def init(self, expr: ex.Expr, as_list: bool = False) -> str:
+        self.used |= self._check(expr)
+        return ex.to_python(expr, as_list=as_list)
 
-    def forward(self, text: str, as_list: bool = False) -> str:
-        tree = self._check(text)
-        for name in sorted(_names(text)):
+    def forward(self, expr: ex.Expr, as_list: bool = False) -> str:
+        for name in sorted(self._check(expr)):
             if name not in self.hyper:
                 self.hyper[name] = self.attrs.create(name)
                 self.used.add(name)
-        if not _names(text) and not as_list:
-            return text
-
-        hyper = self.hyper
-
-        class Rewrite(ast.NodeTransformer):
-            def visit_Name(self, node: ast.Name) -> ast.AST:
-                return ast.Attribute(ast.Name("self", ast.Load()), hyper[node.id], ast.Load())
-
-            def visit_Tuple(self, node: ast.Tuple) -> ast.AST:
-                self.generic_visit(node)
-                return ast.List(node.elts, ast.Load()) if as_list else node
-
-        import copy
-
-        return ast.unparse(Rewrite().visit(copy.deepcopy(tree)))
+        return ex.to_python(expr, lambda name: f"self.{self.hyper[name]}", as_list)
 
 
 def _compact(value: object) -> object:
@@ -260,7 +216,7 @@ class _Shape:
     """One forward line's shape in one instance of the class."""
 
     out_shape: ir.Shape
-    channels_expr: str
+    channels_expr: str  # out_shape[0] in the class's scope, as code; "": a number
     in_shape: ir.Shape
 
 
@@ -271,14 +227,14 @@ def _dims(shapes: list[_Shape], inputs: list[ir.Shape], symbolic: bool) -> str:
     exprs = {s.channels_expr for s in shapes}
     expr = next(iter(exprs))
     if symbolic:
-        if len(exprs) == 1 and expr and not _is_const(expr):
+        if len(exprs) == 1 and expr:
             dims.append(f"({expr})" if " " in expr else expr)
         elif len(values) == 1:
             dims.append(str(first.out_shape[0]))
         else:
             dims.append("C")
     else:
-        named = f" ({expr})" if len(exprs) == 1 and expr and not _is_const(expr) else ""
+        named = f" ({expr})" if len(exprs) == 1 and expr else ""
         dims.append(f"{first.out_shape[0]}{named}")
     if len(first.out_shape) == 3:
         for axis, letter in ((1, "H"), (2, "W")):
@@ -447,7 +403,7 @@ class _Emitter:
             if self.scale_shift_function is None:
                 self.scale_shift_function = self._module_name("scale_shift")
             scale, shift = (
-                scope.forward(layer.exprs.get(f) or literal(getattr(layer.op, f)), as_list=True)
+                scope.forward(layer.exprs.get(f) or ex.const(getattr(layer.op, f)), as_list=True)
                 for f in ("scale", "shift")
             )
             return f"{self.scale_shift_function}(x, {scale}, {shift})"
@@ -515,7 +471,9 @@ class _Emitter:
         steps.append(_Step(f"{fused} = {self._call(head, attr)}", self._shape(head)))
         assert isinstance(head.op, ir.FusedConv)
         split = head.op.split
-        exprs = node.split_exprs if len(node.split_exprs) == len(split) else ("",) * len(split)
+        exprs = (
+            node.split_exprs if len(node.split_exprs) == len(split) else tuple(map(ex.const, split))
+        )
         pieces: list[str | None] = [None] * len(split)
         names: list[str] = []
         calls: list[_Step] = []
@@ -539,10 +497,9 @@ class _Emitter:
         read = [p for p in pieces if p is not None]
         if len(read) < len(pieces):
             raise _unsupported("a fork with a piece no branch reads", node.span)
-        sizes = [e or str(n) for e, n in zip(exprs, split)]
-        sizes_text = scope.forward(f"({', '.join(sizes)},)", as_list=True)
+        sizes_text = scope.forward(ex.Tuple(items=exprs), as_list=True)
         shapes = tuple(
-            _Shape((n, *head.out_shape[1:]), e, node.in_shape) for e, n in zip(exprs, split)
+            _Shape((n, *head.out_shape[1:]), _code(e), node.in_shape) for e, n in zip(exprs, split)
         )
         targets = ", ".join(read) + ("," if len(read) == 1 else "")
         steps.append(_Step(f"{targets} = torch.split({fused}, {sizes_text}, 1)", shapes))
@@ -564,9 +521,9 @@ class _Emitter:
             and node.in_shape == node.out_shape
         ):
             return None
-        return _Shape(node.out_shape, node.channels_expr, node.in_shape)
+        return _Shape(node.out_shape, _code(node.channels), node.in_shape)
 
-    def _guard(self, guard: str, scope: _Scope) -> str:
+    def _guard(self, guard: ex.Expr, scope: _Scope) -> str:
         return scope.forward(guard)  # the layer's span is the scope's already
 
     # -- block classes: one per distinct rendering, leaves first
@@ -728,6 +685,11 @@ class _Emitter:
             lines.append(f"    {keyword} isinstance({var}, {kinds}):")
             lines.extend(body)
         return lines
+
+
+def _code(expr: ex.Expr) -> str:
+    """A size in a shape comment: its expression where it reads a parameter, else ""."""
+    return "" if ex.is_const(expr) else ex.to_python(expr)
 
 
 def _child_names(nodes: tuple[ir.Node, ...]) -> set[str]:
