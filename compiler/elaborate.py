@@ -16,15 +16,24 @@ from typing import Any
 
 from compiler import builtins as bi
 from compiler import expr as ex
-from compiler import ir, shapes, symbolic
+from compiler import ir, ops, shapes, symbolic
 from compiler.names import check_identifier
 from compiler.symbolic import Sym, binop, neg
 from dsl import ast
 from dsl.errors import Span, SpecError, did_you_mean
 
 PARAM_TYPES = ("int", "float", "bool", "str")
-_NONNEGATIVE = {"padding"}
-_POSITIVE = {"out_channels", "out_features", "kernel_size", "stride", "dilation", "groups", "size"}
+# Ranges of what is not an op argument: an aux head's weight, an init scheme's std.
+_RANGES = {"weight": ops.Arg(ops.FLOAT, min=0), "std": ops.Arg(ops.FLOAT, min=0)}
+# A block's integer parameter named like an op's argument takes that argument's range.
+_BLOCK_RANGES = {
+    name: arg
+    for op in ops.OPS.values()
+    for name, arg in op.args().items()
+    if arg.kind in (ops.INT, ops.PAIR, ops.PADDING)
+    and not arg.inferred
+    and (arg.min, arg.max) != (None, None)
+}
 
 
 @dataclass(frozen=True)
@@ -547,8 +556,9 @@ class _Elaborator:
                 spec = keyword
                 if spec.name in bound:
                     raise SpecError(f"argument '{arg.name}' is given twice", arg.span)
+            rule = spec.range if builtin else _BLOCK_RANGES.get(spec.name)
             bound[spec.name] = _coerce(
-                self._eval(arg.value, env), spec.kind, arg.value.span, spec.name, builtin
+                self._eval(arg.value, env), spec.kind, arg.value.span, spec.name, builtin, rule
             )
         for spec in specs:
             if spec.default is bi.REQUIRED and spec.name not in bound:
@@ -682,12 +692,19 @@ def _number(sym: Sym, span: Span, op: str) -> None:
         raise SpecError(f"'{op}' needs numbers, got a {_type_name(sym.value)}", span)
 
 
-def _coerce(sym: Sym, kind: str, span: Span | None, what: str, builtin: bool = True) -> Sym:
-    """Check a value against an argument kind; normalise pairs and floats.
-
-    The ranges of ``p``, ``eps`` and ``std`` are checked for built-in layers and
-    init schemes only (``_bind(builtin=False)`` for blocks): a
-    block's or network's parameter of that name may mean something else."""
+def _coerce(
+    sym: Sym,
+    kind: str,
+    span: Span | None,
+    what: str,
+    builtin: bool = True,
+    rule: ops.Arg | None = None,
+) -> Sym:
+    """Check a value against an argument kind and range (``rule``: an op
+    argument's, from the registry; else, for built-ins, ``_RANGES``); normalise
+    pairs and floats. A block's parameter takes only the integer ranges of the
+    op arguments of its name (``_bind``): a float parameter ``p`` may mean
+    something else than a dropout probability."""
     value = sym.value
 
     def wrong(expected: str) -> SpecError:
@@ -727,20 +744,13 @@ def _coerce(sym: Sym, kind: str, span: Span | None, what: str, builtin: bool = T
         ):
             raise wrong("a tuple of numbers")
         value = tuple(float(v) for v in value)
-    numbers = value if isinstance(value, tuple) else (value,)
-    if what in _POSITIVE and any(isinstance(n, (int, float)) and n < 1 for n in numbers):
-        raise SpecError(f"{what} must be at least 1, got {_show(sym.value)}", span)
-    if what in _NONNEGATIVE and any(isinstance(n, int) and n < 0 for n in numbers):
-        raise SpecError(f"{what} must not be negative, got {_show(sym.value)}", span)
-    if builtin and what == "p" and not 0.0 <= value <= 1.0:
-        raise SpecError(f"dropout probability must be between 0 and 1, got {value}", span)
-    if builtin and what in ("eps", "weight", "std") and value < 0:
-        raise SpecError(f"{what} must not be negative, got {value}", span)
+    if rule is None and builtin:
+        rule = _RANGES.get(what)
+    if rule is not None:
+        message = rule.range_error(what, value, shown=value if kind == "float" else sym.value)
+        if message is not None:
+            raise SpecError(message, span)
     return Sym(value, sym.tree)
-
-
-def _show(value: Any) -> str:
-    return str(value).replace(" ", "")
 
 
 def _override_value(override: Override, type_: str) -> Any:

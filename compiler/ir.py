@@ -10,21 +10,39 @@ Ref(name="ch3x3")}``): typed trees (``compiler.expr``), never source text.
 Guards are expressions of the network's parameters, evaluated against
 ``Network.values``.
 
+The ops (``Conv`` ...) are defined in ``compiler.ops`` and re-exported here.
 This module imports neither torch, nor Lark, nor Jinja2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from compiler import expr as ex
+from compiler import ops
 from compiler.expr import Expr
+from compiler.ops import (  # noqa: F401  (the ops, re-exported)
+    LRN,
+    AdaptiveAvgPool,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    ConvSource,
+    Dropout,
+    Dropout2d,
+    Flatten,
+    FusedConv,
+    Linear,
+    MaxPool,
+    ReLU,
+    ScaleShift,
+    Softmax,
+)
+from compiler.ops.base import Pair, Shape  # noqa: F401  (Pair, re-exported)
 
-Pair = tuple[int, int]
-Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
 Value = bool | int | float | str | tuple[int | float, ...]
 
 
@@ -40,188 +58,17 @@ class SourceSpan(_Frozen):
     end_column: int
 
 
-# -- ops: one class per layer kind, tagged by ``op`` ---------------------------
+# -- ops: one model per layer kind, tagged by ``op``, defined in compiler.ops ----------
 
+# The union of every registered op, tagged by ``op``: an op is added in compiler.ops,
+# not here. For the type checker, any op (narrow it with isinstance).
+if TYPE_CHECKING:
+    Op = ops.OpModel
+else:
+    Op = Annotated[Union[tuple(ops.OPS.values())], Field(discriminator="op")]  # noqa: UP007
 
-class Conv(_Frozen):
-    op: Literal["conv"] = "conv"
-    in_channels: int
-    out_channels: int
-    kernel_size: Pair
-    stride: Pair = (1, 1)
-    padding: Pair | Literal["same"] = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = True
-
-
-class BatchNorm(_Frozen):
-    op: Literal["batchnorm"] = "batchnorm"
-    num_features: int
-    eps: float = 1e-5
-    momentum: float = 0.1
-
-
-class ReLU(_Frozen):
-    op: Literal["relu"] = "relu"
-
-
-class MaxPool(_Frozen):
-    op: Literal["maxpool"] = "maxpool"
-    kernel_size: Pair
-    stride: Pair
-    padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    ceil_mode: bool = False
-
-
-class AvgPool(_Frozen):
-    op: Literal["avgpool"] = "avgpool"
-    kernel_size: Pair
-    stride: Pair
-    padding: Pair = (0, 0)
-    ceil_mode: bool = False
-    count_include_pad: bool = True
-
-
-class AdaptiveAvgPool(_Frozen):
-    op: Literal["adaptive_avgpool"] = "adaptive_avgpool"
-    output_size: Pair
-
-
-class LRN(_Frozen):
-    """Local response normalisation across channels (the paper's LRN)."""
-
-    op: Literal["lrn"] = "lrn"
-    size: int
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 1.0
-
-
-class Dropout(_Frozen):
-    op: Literal["dropout"] = "dropout"
-    p: float = 0.5
-
-
-class Dropout2d(_Frozen):
-    op: Literal["dropout2d"] = "dropout2d"
-    p: float = 0.5
-
-
-class Flatten(_Frozen):
-    op: Literal["flatten"] = "flatten"
-
-
-class Linear(_Frozen):
-    op: Literal["linear"] = "linear"
-    in_features: int
-    out_features: int
-    bias: bool = True
-
-
-class Softmax(_Frozen):
-    op: Literal["softmax"] = "softmax"
-    dim: int = 1
-
-
-class ScaleShift(_Frozen):
-    """A fixed per-channel affine map ``x * scale[c] + shift[c]`` (input re-normalisation)."""
-
-    op: Literal["scale_shift"] = "scale_shift"
-    scale: tuple[float, ...]
-    shift: tuple[float, ...]
-
-
-# -- deploy-only ops: made by compiler.passes, never written in a spec ---------
-
-
-class ConvSource(_Frozen):
-    """Where one slice of a deploy convolution's weights comes from in a training
-    checkpoint (the ``state_dict`` of the unoptimised model).
-
-    ``conv`` is the training convolution's module path: ``{conv}.weight`` (and
-    ``{conv}.bias`` where ``bias``) give ``out_channels`` consecutive output
-    channels of the deploy weight. ``bn``, when set, is the module path of the
-    batch norm folded into it (``{bn}.weight``, ``.bias``, ``.running_mean``,
-    ``.running_var``; ``.num_batches_tracked`` is not used), with its ``eps``::
-
-        scale = bn.weight / sqrt(bn.running_var + eps)
-        weight = conv.weight * scale[:, None, None, None]
-        bias = (conv.bias - bn.running_mean) * scale + bn.bias   # conv.bias: 0 if none
-    """
-
-    conv: str
-    out_channels: int
-    bias: bool = True
-    bn: str | None = None
-    eps: float = 1e-5
-
-
-class FusedConv(_Frozen):
-    """A deploy convolution made of training-time ones, its ReLU in the call.
-
-    Its weight (bias) is its ``sources``' weights (biases), each transformed as
-    ``ConvSource`` says, concatenated along output channels in order: one source
-    for a folded batch norm or a fused ReLU, several for sibling 1x1
-    convolutions fused horizontally (``Fork``). ``bias`` is false only when no
-    source has a bias or a batch norm. ``relu``: ReLU is applied to the output.
-    """
-
-    op: Literal["fused_conv"] = "fused_conv"
-    in_channels: int
-    out_channels: int
-    kernel_size: Pair
-    stride: Pair = (1, 1)
-    padding: Pair | Literal["same"] = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = True
-    relu: bool = False
-    sources: tuple[ConvSource, ...]
-
-    @property
-    def split(self) -> tuple[int, ...]:
-        """The output channels of each source, in order (``torch.split`` sizes)."""
-        return tuple(s.out_channels for s in self.sources)
-
-
-Op = Annotated[
-    Conv
-    | BatchNorm
-    | ReLU
-    | MaxPool
-    | AvgPool
-    | AdaptiveAvgPool
-    | LRN
-    | Dropout
-    | Dropout2d
-    | Flatten
-    | Linear
-    | Softmax
-    | ScaleShift
-    | FusedConv,
-    Field(discriminator="op"),
-]
-
-OP_KINDS: tuple[str, ...] = (
-    "conv",
-    "batchnorm",
-    "relu",
-    "maxpool",
-    "avgpool",
-    "adaptive_avgpool",
-    "lrn",
-    "dropout",
-    "dropout2d",
-    "flatten",
-    "linear",
-    "softmax",
-    "scale_shift",
-    "fused_conv",
-)
-
-STATEFUL_OPS = frozenset({"conv", "batchnorm", "linear", "fused_conv"})
+OP_KINDS: tuple[str, ...] = tuple(ops.OPS)
+STATEFUL_OPS = frozenset(tag for tag, cls in ops.OPS.items() if cls.stateful)
 
 
 # -- graph nodes ----------------------------------------------------------------

@@ -46,78 +46,9 @@ from dsl.errors import Span, SpecError
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LINE_LENGTH = 100
 
-# -- one entry per op kind: the module a named layer becomes, the call an unnamed one makes ------
-
-_REQUIRED = object()  # always passed
-_KERNEL = object()  # PyTorch's default: the kernel size
-
-
-@dataclass(frozen=True)
-class _Arg:
-    field: str
-    default: object = _REQUIRED  # PyTorch's default; the argument is left out when it holds
-    positional: bool = False
-
-
-def _p(name: str) -> _Arg:
-    return _Arg(name, _REQUIRED, positional=True)
-
-
-_POOL = (_p("kernel_size"), _Arg("stride", _KERNEL), _Arg("padding", (0, 0)))
-
-# (constructor, arguments) for a named layer
-MODULES: dict[str, tuple[str, tuple[_Arg, ...]]] = {
-    "conv": (
-        "nn.Conv2d",
-        (
-            _p("in_channels"),
-            _p("out_channels"),
-            _p("kernel_size"),
-            _Arg("stride", (1, 1)),
-            _Arg("padding", (0, 0)),
-            _Arg("dilation", (1, 1)),
-            _Arg("groups", 1),
-            _Arg("bias", True),
-        ),
-    ),
-    "batchnorm": ("nn.BatchNorm2d", (_p("num_features"), _Arg("eps", 1e-5), _Arg("momentum", 0.1))),
-    "relu": ("nn.ReLU", ()),
-    "maxpool": ("nn.MaxPool2d", (*_POOL, _Arg("dilation", (1, 1)), _Arg("ceil_mode", False))),
-    "avgpool": (
-        "nn.AvgPool2d",
-        (*_POOL, _Arg("ceil_mode", False), _Arg("count_include_pad", True)),
-    ),
-    "adaptive_avgpool": ("nn.AdaptiveAvgPool2d", (_p("output_size"),)),
-    "lrn": (
-        "nn.LocalResponseNorm",
-        (_p("size"), _Arg("alpha", 1e-4), _Arg("beta", 0.75), _Arg("k", 1.0)),
-    ),
-    "dropout": ("nn.Dropout", (_p("p"),)),
-    "dropout2d": ("nn.Dropout2d", (_p("p"),)),
-    "flatten": ("nn.Flatten", ()),
-    "linear": ("nn.Linear", (_p("in_features"), _p("out_features"), _Arg("bias", True))),
-    "softmax": ("nn.Softmax", (_Arg("dim"),)),
-    "scale_shift": ("ScaleShift", (_p("scale"), _p("shift"))),  # a helper class, emitted when used
-}
-# Deploy builds (compiler.passes): a plain convolution; its ReLU, if any, runs in the call.
-MODULES["fused_conv"] = ("nn.Conv2d", MODULES["conv"][1])
-
-# (function, arguments, takes ``training``) for an unnamed, weightless layer; ``x`` comes first
-FUNCTIONS: dict[str, tuple[str, tuple[_Arg, ...], bool]] = {
-    "relu": ("F.relu", (), False),
-    "maxpool": ("F.max_pool2d", MODULES["maxpool"][1], False),
-    "avgpool": ("F.avg_pool2d", MODULES["avgpool"][1], False),
-    "adaptive_avgpool": ("F.adaptive_avg_pool2d", (_p("output_size"),), False),
-    "lrn": ("F.local_response_norm", MODULES["lrn"][1], False),
-    "dropout": ("F.dropout", (_p("p"),), True),
-    "dropout2d": ("F.dropout2d", (_p("p"),), True),
-    "flatten": ("torch.flatten", (), False),  # torch.flatten(x, 1), as nn.Flatten
-    "softmax": ("F.softmax", (_Arg("dim"),), False),
-    "scale_shift": ("", (), False),  # x * scale + shift, written out
-}
-
-# Ops whose output has the input's shape whatever their arguments: no shape comment.
-_KEEPS_SHAPE = {"relu", "batchnorm", "lrn", "dropout", "dropout2d", "softmax", "scale_shift"}
+# Each op's module and call come from its Torch descriptor (compiler.ops): ``nn.<module>``
+# for a named layer (a helper class for ``helper`` ones), ``<function>(x, ...)`` for an
+# unnamed one; arguments at PyTorch's default are left out, unless the spec wrote them.
 
 _INIT_TARGETS = {"conv": "nn.Conv2d", "linear": "nn.Linear", "batchnorm": "nn.BatchNorm2d"}
 # IR op kinds each init target's modules come from.
@@ -188,23 +119,17 @@ def _compact(value: object) -> object:
     return value
 
 
-def _args(layer: ir.Layer, args: tuple[_Arg, ...], render) -> list[str]:
+def _args(layer: ir.Layer, render) -> list[str]:
     """The call's arguments: what the spec wrote, else the value where it is not PyTorch's default."""
-    op = layer.op
     out = []
-    for arg in args:
-        value = getattr(op, arg.field)
-        if arg.field in layer.exprs:
-            text = render(layer.exprs[arg.field])
+    for name, value, positional, default in layer.op.torch_args():
+        if name in layer.exprs:
+            text = render(layer.exprs[name])
+        elif default:
+            continue
         else:
-            default = arg.default
-            if default is _KERNEL:
-                assert isinstance(op, ir.MaxPool | ir.AvgPool)
-                default = op.kernel_size
-            if arg.default is not _REQUIRED and value == default:
-                continue
             text = literal(_compact(value))
-        out.append(text if arg.positional else f"{arg.field}={text}")
+        out.append(text if positional else f"{name}={text}")
     return out
 
 
@@ -331,16 +256,11 @@ class _Emitter:
     def ctor(self, node: ir.Node, scope: _Scope) -> str:
         scope.span = node.span
         if isinstance(node, ir.Layer):
-            kind = node.op.op
-            if kind not in MODULES:
-                raise _unsupported(f"a named '{kind}' layer", node.span)
-            name, args = MODULES[kind]
-            if kind == "scale_shift":
-                name = self._scale_shift_class()
-                return (
-                    f"{name}({', '.join(_args(node, args, lambda t: scope.init(t, as_list=True)))})"
-                )
-            return f"{name}({', '.join(_args(node, args, scope.init))})"
+            spec = node.op.torch
+            if spec.helper:  # netc's own class, emitted when used; its tuples are lists
+                name = self._helper_class(spec.module)
+                return f"{name}({', '.join(_args(node, lambda t: scope.init(t, as_list=True)))})"
+            return f"nn.{spec.module}({', '.join(_args(node, scope.init))})"
         if isinstance(node, ir.Seq):
             return self._sequential(node, scope)
         if isinstance(node, ir.Block):
@@ -379,10 +299,21 @@ class _Emitter:
         pairs = ", ".join(f"({literal(name)}, {ctor})" for name, ctor in items)
         return f"nn.Sequential({self.ordered_dict}([{pairs}]))"
 
-    def _scale_shift_class(self) -> str:
+    def _helper_class(self, module: str) -> str:
+        """The emitted name of netc's helper class ``module`` (the template defines it)."""
+        if module != "ScaleShift":
+            raise ValueError(f"no helper class {module!r} in the template")
         if self.scale_shift is None:
-            self.scale_shift = self._module_name("ScaleShift")
+            self.scale_shift = self._module_name(module)
         return self.scale_shift
+
+    def _helper_function(self, function: str) -> str:
+        """The emitted name of netc's helper function ``function`` (the template defines it)."""
+        if function != "scale_shift":
+            raise ValueError(f"no helper function {function!r} in the template")
+        if self.scale_shift_function is None:
+            self.scale_shift_function = self._module_name(function)
+        return self.scale_shift_function
 
     def _module_name(self, candidate: str) -> str:
         name = self.module_names.create(candidate)
@@ -393,23 +324,18 @@ class _Emitter:
 
     def functional(self, layer: ir.Layer, scope: _Scope) -> str:
         scope.span = layer.span
-        kind = layer.op.op
-        if kind not in FUNCTIONS:
-            raise _unsupported(f"an unnamed '{kind}' layer", layer.span)
-        function, args, training = FUNCTIONS[kind]
-        if kind == "flatten":
-            return "torch.flatten(x, 1)"
-        if kind == "scale_shift":
-            if self.scale_shift_function is None:
-                self.scale_shift_function = self._module_name("scale_shift")
-            scale, shift = (
-                scope.forward(layer.exprs.get(f) or ex.const(getattr(layer.op, f)), as_list=True)
-                for f in ("scale", "shift")
-            )
-            return f"{self.scale_shift_function}(x, {scale}, {shift})"
+        spec = layer.op.torch
+        if spec.function is None:
+            raise _unsupported(f"an unnamed '{layer.op.op}' layer", layer.span)
+        function = spec.function
+        if spec.helper:  # netc's own function, emitted when used; its tuples are lists
+            function = self._helper_function(spec.function)
+            args = _args(layer, lambda t: scope.forward(t, as_list=True))
+        else:
+            args = _args(layer, scope.forward)
         self.functional_used |= function.startswith("F.")
-        parts = ["x", *_args(layer, args, scope.forward)]
-        if training:
+        parts = ["x", *map(literal, spec.extra), *args]
+        if spec.training:
             parts.append("self.training")
         return f"{function}({', '.join(parts)})"
 
@@ -515,11 +441,7 @@ class _Emitter:
         return check_identifier(node.name, _span(node.span), "layer")
 
     def _shape(self, node: ir.Node) -> _Shape | None:
-        if (
-            isinstance(node, ir.Layer)
-            and node.op.op in _KEEPS_SHAPE
-            and node.in_shape == node.out_shape
-        ):
+        if isinstance(node, ir.Layer) and node.op.keeps_shape and node.in_shape == node.out_shape:
             return None
         return _Shape(node.out_shape, _code(node.channels), node.in_shape)
 
