@@ -6,7 +6,8 @@ The two calls most users need::
     model = compiler.build("specs/googlenet_v1.net", num_classes=10)
 
 ``load`` returns the checked IR and never imports torch; ``build`` returns an
-``nn.Module``.
+``nn.Module``. Importing the package imports neither the front end (Lark) nor
+torch: ``compiler.ir`` and ``compiler.expr`` stand alone.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler import ir
-from compiler.elaborate import Override
-from compiler.elaborate import elaborate as _elaborate  # keeps compiler.elaborate the module
-from dsl import SpecError
-from dsl import load as load_files
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from compiler.elaborate import Override
+    from dsl import SpecError
 
 __all__ = ["SpecError", "build", "ir", "load"]
 
@@ -36,6 +36,10 @@ def load(
     **params: Any,
 ) -> ir.Network:
     """Parse, elaborate and shape-check a spec; ``params`` override its parameters."""
+    from compiler.elaborate import Override
+    from compiler.elaborate import elaborate as _elaborate  # keeps compiler.elaborate the module
+    from dsl import load as load_files
+
     with no_gc():
         files = load_files(path)
         extra = [Override(name, value) for name, value in params.items()]
@@ -67,3 +71,11 @@ def build(
 
     net = spec if isinstance(spec, ir.Network) else load(spec, input_shape, **params)
     return build_module(net, deploy=deploy)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SpecError":  # the front end's error, loaded on first use
+        from dsl import SpecError
+
+        return SpecError
+    raise AttributeError(f"module 'compiler' has no attribute {name!r}")

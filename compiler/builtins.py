@@ -1,7 +1,10 @@
 """The built-in layers of the language: their names, arguments and defaults.
 
-Argument names are PyTorch's. Each entry lists the arguments in positional
-order; ``inferred`` fields are filled from the input shape, never written.
+Derived from the op registry (``compiler.ops``): one built-in per op a spec
+may write, plus the aliases (``global_avgpool``). Argument names are
+PyTorch's. Each entry lists the arguments in positional order; ``inferred``
+fields are filled from the input shape, never written. ``reference_rows``
+renders the table for the language reference.
 """
 
 from __future__ import annotations
@@ -9,13 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler import ir
+from compiler import ops
+from compiler.expr import literal
 
 # Argument kinds, checked by elaboration.
-INT, FLOAT, BOOL, PAIR, PADDING, FLOATS = "int", "float", "bool", "pair", "padding", "floats"
+INT, FLOAT, BOOL, PAIR, PADDING, FLOATS = (
+    ops.INT,
+    ops.FLOAT,
+    ops.BOOL,
+    ops.PAIR,
+    ops.PADDING,
+    ops.FLOATS,
+)
 
-REQUIRED = object()
-SAME_AS_KERNEL = object()  # pools: stride defaults to the kernel size
+REQUIRED = ops.REQUIRED
+SAME_AS_KERNEL = ops.SAME_AS_KERNEL  # pools: stride defaults to the kernel size
 
 
 @dataclass(frozen=True)
@@ -23,11 +34,13 @@ class ArgSpec:
     name: str
     kind: str
     default: Any = REQUIRED
+    range: ops.Arg | None = None  # the op argument's range and doc (None: unchecked)
+    doc: str = ""
 
 
 @dataclass(frozen=True)
 class Builtin:
-    op: type
+    op: type[ops.OpModel]
     args: tuple[ArgSpec, ...] = ()
     inferred: tuple[str, ...] = ()  # fields equal to the input's channel (or feature) count
     produces: str | None = None  # the field that sets the output channel count
@@ -35,71 +48,67 @@ class Builtin:
     doc: str = ""
 
 
-BUILTINS: dict[str, Builtin] = {
-    "conv": Builtin(
-        ir.Conv,
-        (
-            ArgSpec("out_channels", INT),
-            ArgSpec("kernel_size", PAIR),
-            ArgSpec("stride", PAIR, 1),
-            ArgSpec("padding", PADDING, 0),
-            ArgSpec("dilation", PAIR, 1),
-            ArgSpec("groups", INT, 1),
-            ArgSpec("bias", BOOL, True),
-        ),
-        inferred=("in_channels",),
-        produces="out_channels",
-        doc="2-d convolution; in_channels is inferred",
-    ),
-    "batchnorm": Builtin(
-        ir.BatchNorm,
-        (ArgSpec("eps", FLOAT, 1e-5), ArgSpec("momentum", FLOAT, 0.1)),
-        inferred=("num_features",),
-    ),
-    "relu": Builtin(ir.ReLU),
-    "maxpool": Builtin(
-        ir.MaxPool,
-        (
-            ArgSpec("kernel_size", PAIR),
-            ArgSpec("stride", PAIR, SAME_AS_KERNEL),
-            ArgSpec("padding", PAIR, 0),
-            ArgSpec("dilation", PAIR, 1),
-            ArgSpec("ceil_mode", BOOL, False),
-        ),
-    ),
-    "avgpool": Builtin(
-        ir.AvgPool,
-        (
-            ArgSpec("kernel_size", PAIR),
-            ArgSpec("stride", PAIR, SAME_AS_KERNEL),
-            ArgSpec("padding", PAIR, 0),
-            ArgSpec("ceil_mode", BOOL, False),
-            ArgSpec("count_include_pad", BOOL, True),
-        ),
-    ),
-    "adaptive_avgpool": Builtin(ir.AdaptiveAvgPool, (ArgSpec("output_size", PAIR),)),
-    "global_avgpool": Builtin(ir.AdaptiveAvgPool, fixed={"output_size": (1, 1)}),
-    "lrn": Builtin(
-        ir.LRN,
-        (
-            ArgSpec("size", INT),
-            ArgSpec("alpha", FLOAT, 1e-4),
-            ArgSpec("beta", FLOAT, 0.75),
-            ArgSpec("k", FLOAT, 1.0),
-        ),
-    ),
-    "dropout": Builtin(ir.Dropout, (ArgSpec("p", FLOAT, 0.5),)),
-    "dropout2d": Builtin(ir.Dropout2d, (ArgSpec("p", FLOAT, 0.5),)),
-    "flatten": Builtin(ir.Flatten),
-    "linear": Builtin(
-        ir.Linear,
-        (ArgSpec("out_features", INT), ArgSpec("bias", BOOL, True)),
-        inferred=("in_features",),
-        produces="out_features",
-    ),
-    "softmax": Builtin(ir.Softmax, (ArgSpec("dim", INT, 1),)),
-    "scale_shift": Builtin(ir.ScaleShift, (ArgSpec("scale", FLOATS), ArgSpec("shift", FLOATS))),
-}
+def _compact(kind: str, value: Any) -> Any:
+    """A pair default as the spec writes it: ``(1, 1)`` is ``1``."""
+    if kind in (PAIR, PADDING) and isinstance(value, tuple) and len(set(value)) == 1:
+        return value[0]
+    return value
+
+
+def _builtin(op: type[ops.OpModel], fixed: dict[str, Any], doc: str) -> Builtin:
+    args, inferred, produces = [], [], None
+    for name, arg in op.args().items():
+        if name in fixed:
+            continue
+        if arg.inferred:
+            inferred.append(name)
+            continue
+        if arg.produces:
+            produces = name
+        default = _compact(arg.kind, op.spec_default(name))
+        args.append(ArgSpec(name, arg.kind, default, arg, arg.doc))
+    return Builtin(op, tuple(args), tuple(inferred), produces, dict(fixed), doc)
+
+
+def _doc(op: type[ops.OpModel]) -> str:
+    return (op.__doc__ or "").strip().split("\n")[0]
+
+
+BUILTINS: dict[str, Builtin] = {}
+for _tag, _op in ops.OPS.items():
+    if _op.written:
+        BUILTINS[_tag] = _builtin(_op, {}, _doc(_op))
+    for _name, _alias in ops.ALIASES.items():
+        if _alias.op is _op:
+            BUILTINS[_name] = _builtin(_op, _alias.fixed, _alias.doc)
+
+
+def reference_rows() -> list[tuple[str, str, str]]:
+    """The built-ins for the language reference: (name, signature, doc), in
+    registry order; the signature shows each argument's kind and default,
+    ``conv(out_channels: int, kernel_size: pair, stride: pair = 1, ...)``."""
+    rows = []
+    for name, spec in BUILTINS.items():
+        parts = []
+        for arg in spec.args:
+            text = f"{arg.name}: {arg.kind}"
+            if arg.default is SAME_AS_KERNEL:
+                text += " = kernel_size"
+            elif arg.default is not REQUIRED:
+                text += f" = {_show(arg.default)}"
+            parts.append(text)
+        rows.append((name, f"{name}({', '.join(parts)})", spec.doc))
+    return rows
+
+
+def _show(value: Any) -> str:
+    """A default as the spec writes it: ``true``, ``"same"``, ``1e-05``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return literal(value)
+
 
 # Weight initialisation schemes usable in ``init`` statements, with their arguments.
 INIT_SCHEMES: dict[str, tuple[ArgSpec, ...]] = {

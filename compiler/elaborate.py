@@ -15,15 +15,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import builtins as bi
-from compiler import ir, shapes
+from compiler import expr as ex
+from compiler import ir, ops, shapes, symbolic
 from compiler.names import check_identifier
-from compiler.symbolic import Sym, binop, neg, substitute
+from compiler.symbolic import Sym, binop, neg
 from dsl import ast
 from dsl.errors import Span, SpecError, did_you_mean
 
 PARAM_TYPES = ("int", "float", "bool", "str")
-_NONNEGATIVE = {"padding"}
-_POSITIVE = {"out_channels", "out_features", "kernel_size", "stride", "dilation", "groups", "size"}
+# Ranges of what is not an op argument: an aux head's weight, an init scheme's std.
+_RANGES = {"weight": ops.Arg(ops.FLOAT, min=0), "std": ops.Arg(ops.FLOAT, min=0)}
+# A block's integer parameter named like an op's argument takes that argument's range.
+_BLOCK_RANGES = {
+    name: arg
+    for op in ops.OPS.values()
+    for name, arg in op.args().items()
+    if arg.kind in (ops.INT, ops.PAIR, ops.PADDING)
+    and not arg.inferred
+    and (arg.min, arg.max) != (None, None)
+}
 
 
 @dataclass(frozen=True)
@@ -174,7 +184,6 @@ class _Elaborator:
         if min(input_shape) < 1:
             raise SpecError(f"input {shapes.show(input_shape)} has an empty dimension", input_span)
 
-        self.guards: dict[str, bool] = {}
         self.conditional: dict[str, Span] = {}  # named layers with a guard
         tensor = Tensor(tuple(input_shape), Sym.const(input_shape[0]))
         nodes, out, taps = self._body(net, env, tensor, network=True)
@@ -197,7 +206,6 @@ class _Elaborator:
             source=root.path,
             params=decls,
             values=values,
-            guards=self.guards,
             input_shape=tuple(input_shape),
             body=tuple(nodes),
             aux=aux,
@@ -291,17 +299,15 @@ class _Elaborator:
                     self.conditional[stmt.name] = stmt.guard.span
         return nodes, tensor, taps
 
-    def _guard(self, stmt: ast.LayerStmt, env: dict[str, Sym], network: bool) -> str | None:
+    def _guard(self, stmt: ast.LayerStmt, env: dict[str, Sym], network: bool) -> ex.Expr | None:
         if stmt.guard is None:
             return None
         if not network:
             raise SpecError("conditions ('if') are allowed in a network body only", stmt.guard.span)
-        value = _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition")
-        self.guards[value.expr] = value.value
-        return value.expr
+        return _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition").tree
 
     def _layer_stmt(
-        self, stmt: ast.LayerStmt, env: dict[str, Sym], tensor: Tensor, guard: str | None
+        self, stmt: ast.LayerStmt, env: dict[str, Sym], tensor: Tensor, guard: ex.Expr | None
     ) -> tuple[list[ir.Node], Tensor]:
         if stmt.name is None:
             nodes = []
@@ -349,7 +355,7 @@ class _Elaborator:
                 in_shape=start.shape,
                 out_shape=tensor.shape,
                 span=_span(span),
-                channels_expr=tensor.channels.expr,
+                channels_expr=tensor.channels.tree,
             ),
             tensor,
         )
@@ -379,9 +385,7 @@ class _Elaborator:
                 )
             branches.append(node)
             outputs.append((out, branch))
-        channels = outputs[0][0].channels
-        for out, _ in outputs[1:]:
-            channels = binop("+", channels, out.channels)
+        channels = symbolic.total([out.channels for out, _ in outputs])
         result = Tensor((channels.value, *outputs[0][0].shape[1:]), channels)
         node = ir.Concat(
             name=None,
@@ -389,7 +393,7 @@ class _Elaborator:
             in_shape=tensor.shape,
             out_shape=result.shape,
             span=_span(stmt.span),
-            channels_expr=channels.expr,
+            channels_expr=channels.tree,
         )
         return node, result
 
@@ -424,18 +428,18 @@ class _Elaborator:
     ) -> tuple[ir.Node, Tensor]:
         given = self._bind(call, spec.args, env)
         values: dict[str, Any] = dict(spec.fixed)
-        exprs: dict[str, str] = {}
+        exprs: dict[str, ex.Expr] = {}
         for arg in spec.args:
             if arg.name in given:
                 values[arg.name] = given[arg.name].value
-                exprs[arg.name] = given[arg.name].expr
+                exprs[arg.name] = given[arg.name].tree
             elif arg.default is bi.SAME_AS_KERNEL:
                 values[arg.name] = values["kernel_size"]
             else:
                 values[arg.name] = _default(arg)
         for field in spec.inferred:
             values[field] = tensor.channels.value
-            exprs[field] = tensor.channels.expr
+            exprs[field] = tensor.channels.tree
         op = spec.op(**values)
         if name is None and op.op in ir.STATEFUL_OPS:
             raise SpecError(
@@ -448,9 +452,9 @@ class _Elaborator:
         except shapes.ShapeError as err:
             raise SpecError(str(err), call.span, hint=err.hint) from None
         if spec.produces:
-            channels = given[spec.produces]
+            channels = symbolic.folded(given[spec.produces])
         elif op.op == "flatten":
-            channels = binop("*", tensor.channels, Sym.const(out_shape[0] // tensor.shape[0]))
+            channels = symbolic.times(tensor.channels, out_shape[0] // tensor.shape[0])
         else:
             channels = tensor.channels
         node = ir.Layer(
@@ -462,7 +466,7 @@ class _Elaborator:
             in_shape=tensor.shape,
             out_shape=out_shape,
             span=_span(call.span),
-            channels_expr=channels.expr,
+            channels_expr=channels.tree,
         )
         return node, Tensor(out_shape, channels)
 
@@ -500,20 +504,18 @@ class _Elaborator:
 
         bindings = {n: sym.tree for n, sym in args.items()}
         bindings["in_channels"] = tensor.channels.tree
-        channels = Sym(
-            out.channels.value, substitute(out.channels.tree, bindings, out.channels.value)
-        )
+        channels = symbolic.substitute(out.channels, bindings)
         node = ir.Block(
             name=name,
             block=definition.name,
             args={n: sym.value for n, sym in args.items()},
-            arg_exprs={n: sym.expr for n, sym in given.items()},
-            in_channels_expr=tensor.channels.expr,
+            arg_exprs={n: sym.tree for n, sym in given.items()},
+            in_channels_expr=tensor.channels.tree,
             body=tuple(body),
             in_shape=tensor.shape,
             out_shape=out.shape,
             span=_span(call.span),
-            channels_expr=channels.expr,
+            channels_expr=channels.tree,
         )
         return node, Tensor(out.shape, channels)
 
@@ -554,8 +556,9 @@ class _Elaborator:
                 spec = keyword
                 if spec.name in bound:
                     raise SpecError(f"argument '{arg.name}' is given twice", arg.span)
+            rule = spec.range if builtin else _BLOCK_RANGES.get(spec.name)
             bound[spec.name] = _coerce(
-                self._eval(arg.value, env), spec.kind, arg.value.span, spec.name, builtin
+                self._eval(arg.value, env), spec.kind, arg.value.span, spec.name, builtin, rule
             )
         for spec in specs:
             if spec.default is bi.REQUIRED and spec.name not in bound:
@@ -580,7 +583,7 @@ class _Elaborator:
             return env[expr.name]
         if isinstance(expr, ast.TupleExpr):
             items = [self._eval(item, env) for item in expr.items]
-            return Sym(tuple(i.value for i in items), ("tuple", tuple(i.tree for i in items)))
+            return Sym(tuple(i.value for i in items), ex.Tuple(items=tuple(i.tree for i in items)))
         if isinstance(expr, ast.Neg):
             operand = self._eval(expr.operand, env)
             _number(operand, expr.operand.span, "-")
@@ -622,8 +625,7 @@ class _Elaborator:
         guard = None
         if stmt.guard is not None:
             value = _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition")
-            self.guards[value.expr] = value.value
-            guard = value.expr
+            guard = value.tree
         head_stmt = ast.LayerStmt(stmt.name, stmt.chain, None, stmt.span, stmt.name_span)
         (head,), _ = self._layer_stmt(head_stmt, env, taps[stmt.tap], None)
         return ir.Aux(
@@ -690,12 +692,19 @@ def _number(sym: Sym, span: Span, op: str) -> None:
         raise SpecError(f"'{op}' needs numbers, got a {_type_name(sym.value)}", span)
 
 
-def _coerce(sym: Sym, kind: str, span: Span | None, what: str, builtin: bool = True) -> Sym:
-    """Check a value against an argument kind; normalise pairs and floats.
-
-    The ranges of ``p``, ``eps`` and ``std`` are checked for built-in layers and
-    init schemes only (``_bind(builtin=False)`` for blocks): a
-    block's or network's parameter of that name may mean something else."""
+def _coerce(
+    sym: Sym,
+    kind: str,
+    span: Span | None,
+    what: str,
+    builtin: bool = True,
+    rule: ops.Arg | None = None,
+) -> Sym:
+    """Check a value against an argument kind and range (``rule``: an op
+    argument's, from the registry; else, for built-ins, ``_RANGES``); normalise
+    pairs and floats. A block's parameter takes only the integer ranges of the
+    op arguments of its name (``_bind``): a float parameter ``p`` may mean
+    something else than a dropout probability."""
     value = sym.value
 
     def wrong(expected: str) -> SpecError:
@@ -735,20 +744,13 @@ def _coerce(sym: Sym, kind: str, span: Span | None, what: str, builtin: bool = T
         ):
             raise wrong("a tuple of numbers")
         value = tuple(float(v) for v in value)
-    numbers = value if isinstance(value, tuple) else (value,)
-    if what in _POSITIVE and any(isinstance(n, (int, float)) and n < 1 for n in numbers):
-        raise SpecError(f"{what} must be at least 1, got {_show(sym.value)}", span)
-    if what in _NONNEGATIVE and any(isinstance(n, int) and n < 0 for n in numbers):
-        raise SpecError(f"{what} must not be negative, got {_show(sym.value)}", span)
-    if builtin and what == "p" and not 0.0 <= value <= 1.0:
-        raise SpecError(f"dropout probability must be between 0 and 1, got {value}", span)
-    if builtin and what in ("eps", "weight", "std") and value < 0:
-        raise SpecError(f"{what} must not be negative, got {value}", span)
+    if rule is None and builtin:
+        rule = _RANGES.get(what)
+    if rule is not None:
+        message = rule.range_error(what, value, shown=value if kind == "float" else sym.value)
+        if message is not None:
+            raise SpecError(message, span)
     return Sym(value, sym.tree)
-
-
-def _show(value: Any) -> str:
-    return str(value).replace(" ", "")
 
 
 def _override_value(override: Override, type_: str) -> Any:

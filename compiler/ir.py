@@ -4,27 +4,50 @@ Every node carries its input and output shape, its parameter count and its
 multiply-accumulates, so backends never recompute them. Op fields reuse
 PyTorch's argument names so backends pass them straight through.
 
-Fields called ``exprs`` hold, for code generation, the Python expression a
-value was written as in the enclosing block's scope (``{"out_channels":
-"ch3x3"}``): only validated identifiers and numbers ever appear there.
+Fields called ``exprs`` hold, for code generation, the expression a value
+was written as, in the enclosing block's scope (``{"out_channels":
+Ref(name="ch3x3")}``): typed trees (``compiler.expr``), never source text.
+Guards are expressions of the network's parameters, evaluated against
+``Network.values``.
 
+The ops (``Conv`` ...) are defined in ``compiler.ops`` and re-exported here.
 This module imports neither torch, nor Lark, nor Jinja2.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Pair = tuple[int, int]
-Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) after flatten
+from compiler import expr as ex
+from compiler import ops
+from compiler.expr import Expr
+from compiler.ops import (  # noqa: F401  (the ops, re-exported)
+    LRN,
+    AdaptiveAvgPool,
+    AvgPool,
+    BatchNorm,
+    Conv,
+    ConvSource,
+    Dropout,
+    Dropout2d,
+    Flatten,
+    FusedConv,
+    Linear,
+    MaxPool,
+    ReLU,
+    ScaleShift,
+    Softmax,
+)
+from compiler.ops.base import Pair, Shape  # noqa: F401  (Pair, re-exported)
+
 Value = bool | int | float | str | tuple[int | float, ...]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class SourceSpan(_Frozen):
@@ -35,188 +58,17 @@ class SourceSpan(_Frozen):
     end_column: int
 
 
-# -- ops: one class per layer kind, tagged by ``op`` ---------------------------
+# -- ops: one model per layer kind, tagged by ``op``, defined in compiler.ops ----------
 
+# The union of every registered op, tagged by ``op``: an op is added in compiler.ops,
+# not here. For the type checker, any op (narrow it with isinstance).
+if TYPE_CHECKING:
+    Op = ops.OpModel
+else:
+    Op = Annotated[Union[tuple(ops.OPS.values())], Field(discriminator="op")]  # noqa: UP007
 
-class Conv(_Frozen):
-    op: Literal["conv"] = "conv"
-    in_channels: int
-    out_channels: int
-    kernel_size: Pair
-    stride: Pair = (1, 1)
-    padding: Pair | Literal["same"] = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = True
-
-
-class BatchNorm(_Frozen):
-    op: Literal["batchnorm"] = "batchnorm"
-    num_features: int
-    eps: float = 1e-5
-    momentum: float = 0.1
-
-
-class ReLU(_Frozen):
-    op: Literal["relu"] = "relu"
-
-
-class MaxPool(_Frozen):
-    op: Literal["maxpool"] = "maxpool"
-    kernel_size: Pair
-    stride: Pair
-    padding: Pair = (0, 0)
-    dilation: Pair = (1, 1)
-    ceil_mode: bool = False
-
-
-class AvgPool(_Frozen):
-    op: Literal["avgpool"] = "avgpool"
-    kernel_size: Pair
-    stride: Pair
-    padding: Pair = (0, 0)
-    ceil_mode: bool = False
-    count_include_pad: bool = True
-
-
-class AdaptiveAvgPool(_Frozen):
-    op: Literal["adaptive_avgpool"] = "adaptive_avgpool"
-    output_size: Pair
-
-
-class LRN(_Frozen):
-    """Local response normalisation across channels (the paper's LRN)."""
-
-    op: Literal["lrn"] = "lrn"
-    size: int
-    alpha: float = 1e-4
-    beta: float = 0.75
-    k: float = 1.0
-
-
-class Dropout(_Frozen):
-    op: Literal["dropout"] = "dropout"
-    p: float = 0.5
-
-
-class Dropout2d(_Frozen):
-    op: Literal["dropout2d"] = "dropout2d"
-    p: float = 0.5
-
-
-class Flatten(_Frozen):
-    op: Literal["flatten"] = "flatten"
-
-
-class Linear(_Frozen):
-    op: Literal["linear"] = "linear"
-    in_features: int
-    out_features: int
-    bias: bool = True
-
-
-class Softmax(_Frozen):
-    op: Literal["softmax"] = "softmax"
-    dim: int = 1
-
-
-class ScaleShift(_Frozen):
-    """A fixed per-channel affine map ``x * scale[c] + shift[c]`` (input re-normalisation)."""
-
-    op: Literal["scale_shift"] = "scale_shift"
-    scale: tuple[float, ...]
-    shift: tuple[float, ...]
-
-
-# -- deploy-only ops: made by compiler.passes, never written in a spec ---------
-
-
-class ConvSource(_Frozen):
-    """Where one slice of a deploy convolution's weights comes from in a training
-    checkpoint (the ``state_dict`` of the unoptimised model).
-
-    ``conv`` is the training convolution's module path: ``{conv}.weight`` (and
-    ``{conv}.bias`` where ``bias``) give ``out_channels`` consecutive output
-    channels of the deploy weight. ``bn``, when set, is the module path of the
-    batch norm folded into it (``{bn}.weight``, ``.bias``, ``.running_mean``,
-    ``.running_var``; ``.num_batches_tracked`` is not used), with its ``eps``::
-
-        scale = bn.weight / sqrt(bn.running_var + eps)
-        weight = conv.weight * scale[:, None, None, None]
-        bias = (conv.bias - bn.running_mean) * scale + bn.bias   # conv.bias: 0 if none
-    """
-
-    conv: str
-    out_channels: int
-    bias: bool = True
-    bn: str | None = None
-    eps: float = 1e-5
-
-
-class FusedConv(_Frozen):
-    """A deploy convolution made of training-time ones, its ReLU in the call.
-
-    Its weight (bias) is its ``sources``' weights (biases), each transformed as
-    ``ConvSource`` says, concatenated along output channels in order: one source
-    for a folded batch norm or a fused ReLU, several for sibling 1x1
-    convolutions fused horizontally (``Fork``). ``bias`` is false only when no
-    source has a bias or a batch norm. ``relu``: ReLU is applied to the output.
-    """
-
-    op: Literal["fused_conv"] = "fused_conv"
-    in_channels: int
-    out_channels: int
-    kernel_size: Pair
-    stride: Pair = (1, 1)
-    padding: Pair | Literal["same"] = (0, 0)
-    dilation: Pair = (1, 1)
-    groups: int = 1
-    bias: bool = True
-    relu: bool = False
-    sources: tuple[ConvSource, ...]
-
-    @property
-    def split(self) -> tuple[int, ...]:
-        """The output channels of each source, in order (``torch.split`` sizes)."""
-        return tuple(s.out_channels for s in self.sources)
-
-
-Op = Annotated[
-    Conv
-    | BatchNorm
-    | ReLU
-    | MaxPool
-    | AvgPool
-    | AdaptiveAvgPool
-    | LRN
-    | Dropout
-    | Dropout2d
-    | Flatten
-    | Linear
-    | Softmax
-    | ScaleShift
-    | FusedConv,
-    Field(discriminator="op"),
-]
-
-OP_KINDS: tuple[str, ...] = (
-    "conv",
-    "batchnorm",
-    "relu",
-    "maxpool",
-    "avgpool",
-    "adaptive_avgpool",
-    "lrn",
-    "dropout",
-    "dropout2d",
-    "flatten",
-    "linear",
-    "softmax",
-    "scale_shift",
-    "fused_conv",
-)
-
-STATEFUL_OPS = frozenset({"conv", "batchnorm", "linear", "fused_conv"})
+OP_KINDS: tuple[str, ...] = tuple(ops.OPS)
+STATEFUL_OPS = frozenset(tag for tag, cls in ops.OPS.items() if cls.stateful)
 
 
 # -- graph nodes ----------------------------------------------------------------
@@ -227,16 +79,22 @@ class _Node(_Frozen):
     in_shape: Shape
     out_shape: Shape
     span: SourceSpan
-    channels_expr: str = ""  # out_shape[0] as an expression in the enclosing scope; "": unknown
+    # out_shape[0] as an expression in the enclosing scope; None: unknown (the number)
+    channels_expr: Expr | None = None
+
+    @property
+    def channels(self) -> Expr:
+        """out_shape[0] as an expression in the enclosing scope (a constant when unknown)."""
+        return self.channels_expr if self.channels_expr is not None else ex.const(self.out_shape[0])
 
 
 class Layer(_Node):
     kind: Literal["layer"] = "layer"
     op: Op
-    exprs: dict[str, str] = {}
+    exprs: dict[str, Expr] = {}
     params: int
     macs: int
-    guard: str | None = None  # a bool expression of the network's parameters
+    guard: Expr | None = None  # a bool expression of the network's parameters
 
 
 class Seq(_Node):
@@ -252,8 +110,8 @@ class Block(_Node):
     kind: Literal["block"] = "block"
     block: str
     args: dict[str, Value]
-    arg_exprs: dict[str, str] = {}
-    in_channels_expr: str
+    arg_exprs: dict[str, Expr] = {}
+    in_channels_expr: Expr
     body: tuple[Node, ...]
 
 
@@ -288,8 +146,8 @@ class Fork(_Node):
     head: Layer
     branches: tuple[ForkBranch, ...]
     # head.op.split as expressions in the enclosing scope, for code generation
-    # ("ch1x1", ...; "": unknown, () when not recorded).
-    split_exprs: tuple[str, ...] = ()
+    # (ch1x1, ...; () when not recorded: the numbers).
+    split_exprs: tuple[Expr, ...] = ()
 
 
 Node = Annotated[Layer | Seq | Block | Concat | Fork, Field(discriminator="kind")]
@@ -302,7 +160,7 @@ class Aux(_Frozen):
     tap: str
     weight: float
     head: Node
-    guard: str | None = None
+    guard: Expr | None = None
     span: SourceSpan
 
 
@@ -341,7 +199,6 @@ class Network(_Frozen):
     source: str
     params: tuple[ParamDecl, ...]
     values: dict[str, Value]  # the parameters as bound for this build
-    guards: dict[str, bool] = {}  # every guard expression, evaluated
     input_shape: Shape
     body: tuple[Node, ...]
     aux: tuple[Aux, ...] = ()
@@ -357,8 +214,9 @@ class Network(_Frozen):
     def active_aux(self) -> tuple[Aux, ...]:
         return tuple(a for a in self.aux if self.enabled(a.guard))
 
-    def enabled(self, guard: str | None) -> bool:
-        return guard is None or self.guards[guard]
+    def enabled(self, guard: Expr | None) -> bool:
+        """Whether a guard holds for this build's parameter values."""
+        return guard is None or bool(ex.evaluate(guard, self.values))
 
 
 # -- traversal ------------------------------------------------------------------
@@ -406,12 +264,3 @@ def total_params(nodes: tuple[Node, ...]) -> int:
 
 def total_macs(nodes: tuple[Node, ...]) -> int:
     return sum(layer.macs for _, layer in layers(nodes))
-
-
-Seq.model_rebuild()
-Block.model_rebuild()
-Concat.model_rebuild()
-ForkBranch.model_rebuild()
-Fork.model_rebuild()
-Aux.model_rebuild()
-Network.model_rebuild()

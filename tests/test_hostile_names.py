@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import re
 from pathlib import Path
 
+import pydantic
 import pytest
 import torch
 
 import compiler
-from compiler import passes
+from compiler import expr as ex
+from compiler import ir, passes
 from compiler.backends.runtime import build_module
 from compiler.backends.source import emit
 from dsl.errors import SpecError
@@ -379,21 +382,36 @@ def test_numbers_that_python_cannot_write_are_refused(tmp_path):
 
 
 def test_the_backend_refuses_expressions_that_are_not_plain_arithmetic():
-    """The IR can be built by hand (or from JSON): the backend checks what it writes."""
+    """The IR can be built by hand (or from JSON): expressions are typed trees, which
+    validation enforces, and the backend checks every name one reads before writing it."""
     net = compiler.load(Path(__file__).resolve().parent.parent / "specs" / "googlenet_d2l.net")
     fc = net.body[-1]
-    for bad in ("__import__('os')", "num_classes.__class__", "[num_classes][0]", "num_classes if 1 else 2",
-                "lambda: 1", "unknown_name", "f'{num_classes}'", "'\\n'"):  # fmt: skip
-        hacked = net.model_copy(
-            update={
-                "body": (
-                    *net.body[:-1],
-                    fc.model_copy(update={"exprs": {**fc.exprs, "out_features": bad}}),
-                )
-            }
+
+    def with_out_features(value) -> ir.Network:
+        hacked = fc.model_copy(update={"exprs": {**fc.exprs, "out_features": value}})
+        return net.model_copy(update={"body": (*net.body[:-1], hacked)})
+
+    # Source text is no expression: JSON with one is refused at validation.
+    data = json.loads(net.model_dump_json())
+    data["body"][-1]["exprs"]["out_features"] = "__import__('os')"
+    with pytest.raises(pydantic.ValidationError, match="out_features"):
+        ir.Network.model_validate(data)
+    with pytest.raises(pydantic.ValidationError, match="should match pattern"):
+        ir.Network.model_validate_json(
+            with_out_features(
+                ex.Ref.model_construct(name="num_classes.__class__")
+            ).model_dump_json()
         )
+    # Built by hand, past validation: the backend refuses it.
+    hostile = [
+        "__import__('os')",  # text
+        ex.Ref.model_construct(name="num_classes.__class__"),  # not a name in scope
+        ex.ref("unknown_name"),
+        ex.Binary(op="+", left=ex.ref("num_classes"), right=ex.ref("os")),
+    ]
+    for bad in hostile:
         with pytest.raises(SpecError, match="the source backend"):
-            emit(hacked)
+            emit(with_out_features(bad))
     renamed = net.model_copy(
         update={"body": (*net.body[:-1], fc.model_copy(update={"name": "fc; import os"}))}
     )

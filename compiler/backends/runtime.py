@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compiler import ir
+from compiler import ir, ops
 from compiler.shapes import conv_out, pool_out
 
 
@@ -235,62 +235,67 @@ class MaxPool2d(nn.MaxPool2d):
 
 
 # One entry per op kind: the module a named layer becomes.
-MODULES: dict[str, Callable[..., nn.Module]] = {
-    "conv": lambda op: nn.Conv2d(
-        op.in_channels,
-        op.out_channels,
-        op.kernel_size,
-        stride=op.stride,
-        padding=op.padding,
-        dilation=op.dilation,
-        groups=op.groups,
-        bias=op.bias,
-    ),
-    "batchnorm": lambda op: nn.BatchNorm2d(op.num_features, eps=op.eps, momentum=op.momentum),
-    "relu": lambda op: nn.ReLU(),
-    "maxpool": lambda op: MaxPool2d(
-        op.kernel_size, op.stride, op.padding, op.dilation, ceil_mode=op.ceil_mode
-    ),
-    "avgpool": lambda op: nn.AvgPool2d(
-        op.kernel_size,
-        op.stride,
-        op.padding,
-        ceil_mode=op.ceil_mode,
-        count_include_pad=op.count_include_pad,
-    ),
-    "adaptive_avgpool": lambda op: nn.AdaptiveAvgPool2d(op.output_size),
-    "lrn": lambda op: nn.LocalResponseNorm(op.size, op.alpha, op.beta, op.k),
-    "dropout": lambda op: nn.Dropout(op.p),
-    "dropout2d": lambda op: nn.Dropout2d(op.p),
-    "flatten": lambda op: nn.Flatten(),
-    "linear": lambda op: nn.Linear(op.in_features, op.out_features, bias=op.bias),
-    "softmax": lambda op: nn.Softmax(op.dim),
-    "scale_shift": lambda op: ScaleShift(op.scale, op.shift),
-    "fused_conv": FusedConv2d,
+# netc's own modules where torch.nn's will not do: built like the op's Torch
+# descriptor says (``compiler.ops``); a fused convolution from its op.
+_CLASSES: dict[str, Callable[..., nn.Module]] = {"maxpool": MaxPool2d, "scale_shift": ScaleShift}
+_FROM_OP: dict[str, Callable[..., nn.Module]] = {"fused_conv": FusedConv2d}
+
+
+def _scale_shift(x: torch.Tensor, scale, shift) -> torch.Tensor:
+    return x * x.new_tensor(scale).view(1, -1, 1, 1) + x.new_tensor(shift).view(1, -1, 1, 1)
+
+
+def _split(op) -> tuple[list, dict]:
+    args = op.torch_args()
+    return [v for _, v, pos, _ in args if pos], {n: v for n, v, pos, _ in args if not pos}
+
+
+def _module_builder(tag: str) -> Callable[..., nn.Module]:
+    if tag in _FROM_OP:
+        return _FROM_OP[tag]
+    cls = _CLASSES.get(tag) or getattr(nn, ops.OPS[tag].torch.module)
+
+    def build(op) -> nn.Module:
+        args, kwargs = _split(op)
+        return cls(*args, **kwargs)
+
+    return build
+
+
+def _function(name: str) -> Callable[..., torch.Tensor]:
+    """Looked up at each call, not cached: what F.dropout is may change (tests patch it)."""
+    if name == "scale_shift":
+        return _scale_shift
+    owner, attr = name.split(".")
+    return getattr({"F": F, "torch": torch}[owner], attr)
+
+
+class _Call:
+    """An unnamed layer's call, ``call(x, training)``, its arguments bound once
+    from the op's Torch descriptor (picklable: the function is kept by name)."""
+
+    __slots__ = ("args", "function", "kwargs", "training")
+
+    def __init__(self, op) -> None:
+        spec = op.torch
+        args, self.kwargs = _split(op)
+        self.function, self.args, self.training = spec.function, (*spec.extra, *args), spec.training
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        fn = _function(self.function)
+        if self.training:
+            return fn(x, *self.args, training=training, **self.kwargs)
+        return fn(x, *self.args, **self.kwargs)
+
+
+# op kind -> the module of a named layer; -> the call of an unnamed (weightless) one
+MODULES: dict[str, Callable[..., nn.Module]] = {tag: _module_builder(tag) for tag in ops.OPS}
+FUNCTIONS: dict[str, Callable[..., _Call]] = {
+    tag: _Call for tag, op in ops.OPS.items() if op.torch.function is not None
 }
 
-# The same, as a functional call, for unnamed (weightless) layers.
-FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "relu": lambda op, x, training: F.relu(x),
-    "maxpool": lambda op, x, training: F.max_pool2d(
-        x, op.kernel_size, op.stride, op.padding, op.dilation, ceil_mode=op.ceil_mode
-    ),
-    "avgpool": lambda op, x, training: F.avg_pool2d(
-        x, op.kernel_size, op.stride, op.padding, op.ceil_mode, op.count_include_pad
-    ),
-    "adaptive_avgpool": lambda op, x, training: F.adaptive_avg_pool2d(x, op.output_size),
-    "lrn": lambda op, x, training: F.local_response_norm(x, op.size, op.alpha, op.beta, op.k),
-    "dropout": lambda op, x, training: F.dropout(x, op.p, training),
-    "dropout2d": lambda op, x, training: F.dropout2d(x, op.p, training),
-    "flatten": lambda op, x, training: torch.flatten(x, 1),
-    "softmax": lambda op, x, training: F.softmax(x, op.dim),
-    "scale_shift": lambda op, x, training: (
-        x * x.new_tensor(op.scale).view(1, -1, 1, 1) + x.new_tensor(op.shift).view(1, -1, 1, 1)
-    ),
-}
 
-
-def build_node(node: ir.Node, enabled: Callable[[str | None], bool]) -> nn.Module:
+def build_node(node: ir.Node, enabled: Callable[[ir.Expr | None], bool]) -> nn.Module:
     if isinstance(node, ir.Layer):
         return MODULES[node.op.op](node.op)
     if isinstance(node, ir.Seq):  # items keep their names: passes may remove some
@@ -314,7 +319,7 @@ class BlockModule(nn.Module):
     _modules: dict[str, nn.Module]  # type: ignore[assignment]
 
     def __init__(
-        self, body: tuple[ir.Node, ...], enabled: Callable[[str | None], bool], block: str
+        self, body: tuple[ir.Node, ...], enabled: Callable[[ir.Expr | None], bool], block: str
     ):
         super().__init__()
         # Internal attributes start with '_': spec names cannot, so no layer shadows them.
@@ -337,7 +342,7 @@ class BlockModule(nn.Module):
                 reads = tuple((b.piece, b.node and b.name) for b in node.branches)
                 self._steps.append(("fork", (node.head.name, head.split, reads)))
             elif isinstance(node, ir.Layer) and node.name is None:
-                self._steps.append(("call", node.op))
+                self._steps.append(("call", FUNCTIONS[node.op.op](node.op)))
             else:
                 self.add_module(_named(node), build_node(node, enabled))
                 self._steps.append(("module", node.name))
@@ -363,7 +368,7 @@ class BlockModule(nn.Module):
                     y = y if buffer is None else buffer.copy_(y)
                 outputs.append(y if name is None else self._modules[name](y))
             return self._cat(outputs, what)
-        return FUNCTIONS[what.op](what, x, self.training)
+        return what(x, self.training)
 
     def _cat(self, outputs: list[torch.Tensor], key) -> torch.Tensor:
         shape = (outputs[0].shape[0], sum(y.shape[1] for y in outputs), *outputs[0].shape[2:])

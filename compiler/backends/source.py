@@ -10,9 +10,9 @@ class, sizes that differ between instances are shown symbolically:
 input size, ``H' x W'`` for a size computed from it.
 
 Spec text reaches the output only as identifiers that pass
-``compiler.names.check_identifier`` (again, here) and as expressions made of
-names in scope and numbers, parsed and checked before they are written
-(``_Expr``); docstrings are escaped. Generated locals and attributes come from
+``compiler.names.check_identifier`` (again, here) and as the IR's expression
+trees (``compiler.expr``), printed by ``compiler.expr.to_python`` once every
+name they read is checked to be in scope (``_Scope``); docstrings are escaped. Generated locals and attributes come from
 ``Namespace``. The text is laid out by a Jinja2 template and formatted by
 ruff, in a fixed order, so the same network gives the same bytes.
 
@@ -21,7 +21,6 @@ This module does not import torch.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import functools
 import re
@@ -31,7 +30,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler import expr as ex
 from compiler import ir
+from compiler.expr import literal
 from compiler.names import (
     MODULE_ATTRIBUTES,
     MODULE_NAMES,
@@ -40,84 +41,14 @@ from compiler.names import (
     Namespace,
     check_identifier,
 )
-from compiler.symbolic import literal
 from dsl.errors import Span, SpecError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LINE_LENGTH = 100
 
-# -- one entry per op kind: the module a named layer becomes, the call an unnamed one makes ------
-
-_REQUIRED = object()  # always passed
-_KERNEL = object()  # PyTorch's default: the kernel size
-
-
-@dataclass(frozen=True)
-class _Arg:
-    field: str
-    default: object = _REQUIRED  # PyTorch's default; the argument is left out when it holds
-    positional: bool = False
-
-
-def _p(name: str) -> _Arg:
-    return _Arg(name, _REQUIRED, positional=True)
-
-
-_POOL = (_p("kernel_size"), _Arg("stride", _KERNEL), _Arg("padding", (0, 0)))
-
-# (constructor, arguments) for a named layer
-MODULES: dict[str, tuple[str, tuple[_Arg, ...]]] = {
-    "conv": (
-        "nn.Conv2d",
-        (
-            _p("in_channels"),
-            _p("out_channels"),
-            _p("kernel_size"),
-            _Arg("stride", (1, 1)),
-            _Arg("padding", (0, 0)),
-            _Arg("dilation", (1, 1)),
-            _Arg("groups", 1),
-            _Arg("bias", True),
-        ),
-    ),
-    "batchnorm": ("nn.BatchNorm2d", (_p("num_features"), _Arg("eps", 1e-5), _Arg("momentum", 0.1))),
-    "relu": ("nn.ReLU", ()),
-    "maxpool": ("nn.MaxPool2d", (*_POOL, _Arg("dilation", (1, 1)), _Arg("ceil_mode", False))),
-    "avgpool": (
-        "nn.AvgPool2d",
-        (*_POOL, _Arg("ceil_mode", False), _Arg("count_include_pad", True)),
-    ),
-    "adaptive_avgpool": ("nn.AdaptiveAvgPool2d", (_p("output_size"),)),
-    "lrn": (
-        "nn.LocalResponseNorm",
-        (_p("size"), _Arg("alpha", 1e-4), _Arg("beta", 0.75), _Arg("k", 1.0)),
-    ),
-    "dropout": ("nn.Dropout", (_p("p"),)),
-    "dropout2d": ("nn.Dropout2d", (_p("p"),)),
-    "flatten": ("nn.Flatten", ()),
-    "linear": ("nn.Linear", (_p("in_features"), _p("out_features"), _Arg("bias", True))),
-    "softmax": ("nn.Softmax", (_Arg("dim"),)),
-    "scale_shift": ("ScaleShift", (_p("scale"), _p("shift"))),  # a helper class, emitted when used
-}
-# Deploy builds (compiler.passes): a plain convolution; its ReLU, if any, runs in the call.
-MODULES["fused_conv"] = ("nn.Conv2d", MODULES["conv"][1])
-
-# (function, arguments, takes ``training``) for an unnamed, weightless layer; ``x`` comes first
-FUNCTIONS: dict[str, tuple[str, tuple[_Arg, ...], bool]] = {
-    "relu": ("F.relu", (), False),
-    "maxpool": ("F.max_pool2d", MODULES["maxpool"][1], False),
-    "avgpool": ("F.avg_pool2d", MODULES["avgpool"][1], False),
-    "adaptive_avgpool": ("F.adaptive_avg_pool2d", (_p("output_size"),), False),
-    "lrn": ("F.local_response_norm", MODULES["lrn"][1], False),
-    "dropout": ("F.dropout", (_p("p"),), True),
-    "dropout2d": ("F.dropout2d", (_p("p"),), True),
-    "flatten": ("torch.flatten", (), False),  # torch.flatten(x, 1), as nn.Flatten
-    "softmax": ("F.softmax", (_Arg("dim"),), False),
-    "scale_shift": ("", (), False),  # x * scale + shift, written out
-}
-
-# Ops whose output has the input's shape whatever their arguments: no shape comment.
-_KEEPS_SHAPE = {"relu", "batchnorm", "lrn", "dropout", "dropout2d", "softmax", "scale_shift"}
+# Each op's module and call come from its Torch descriptor (compiler.ops): ``nn.<module>``
+# for a named layer (a helper class for ``helper`` ones), ``<function>(x, ...)`` for an
+# unnamed one; arguments at PyTorch's default are left out, unless the spec wrote them.
 
 _INIT_TARGETS = {"conv": "nn.Conv2d", "linear": "nn.Linear", "batchnorm": "nn.BatchNorm2d"}
 # IR op kinds each init target's modules come from.
@@ -137,39 +68,13 @@ def _unsupported(what: str, span: ir.SourceSpan) -> SpecError:
 # -- expressions ----------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse(text: str) -> ast.expr:
-    """An IR expression, checked to hold nothing but names, numbers, strings and arithmetic."""
-    try:
-        tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
-        raise ValueError(f"not an expression: {text!r}") from None
-    for node in ast.walk(tree):
-        ok = isinstance(node, (ast.Name, ast.Load, ast.Tuple, ast.BinOp, ast.UnaryOp))
-        ok = ok or isinstance(node, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.USub))
-        if isinstance(node, ast.Constant):
-            ok = type(node.value) in (int, float, bool, str) and (
-                not isinstance(node.value, str) or node.value.isprintable()
-            )
-        if not ok:
-            raise ValueError(f"expression {text!r} holds a {type(node).__name__}")
-    return tree
-
-
-def _names(text: str) -> frozenset[str]:
-    return frozenset(n.id for n in ast.walk(_parse(text)) if isinstance(n, ast.Name))
-
-
-def _is_const(text: str) -> bool:
-    return not _names(text)
-
-
 class _Scope:
     """The names an expression may use inside one class: its constructor's parameters.
 
-    ``init`` renders an expression for ``__init__``, where they are locals;
+    ``init`` writes an expression for ``__init__``, where they are locals;
     ``forward`` for ``forward``, where each becomes an attribute that
-    ``__init__`` sets (``self.p = p``).
+    ``__init__`` sets (``self.p = p``). Either refuses a reference out of scope
+    and anything that is not a ``compiler.expr`` tree (an IR built by hand).
     """
 
     def __init__(self, params: list[str], attrs: Namespace, span: ir.SourceSpan):
@@ -179,50 +84,32 @@ class _Scope:
         self.used: set[str] = set()  # parameters __init__ reads
         self.hyper: dict[str, str] = {}  # parameter -> attribute, for forward
 
-    def _check(self, text: str) -> ast.expr:
+    def _check(self, expr: ex.Expr) -> frozenset[str]:
         try:
-            tree = _parse(text)
-        except ValueError as err:
+            names = ex.names(expr)
+        except TypeError as err:
             raise SpecError(
                 f"the source backend refuses an expression: {err}", _span(self.span)
             ) from None
-        unknown = _names(text) - set(self.params)
+        unknown = names - set(self.params)
         if unknown:
             raise SpecError(
-                f"the source backend found names out of scope in {text!r}: {', '.join(sorted(unknown))}",
+                f"the source backend found names out of scope in {ex.to_python(expr)}: "
+                f"{', '.join(sorted(unknown))}",
                 _span(self.span),
             )
-        return tree
+        return names
 
-    def init(self, text: str, as_list: bool = False) -> str:
-        tree = self._check(text)
-        self.used |= _names(text)
-        if as_list and isinstance(tree, ast.Tuple):
-            return ast.unparse(ast.List(tree.elts, ast.Load()))
-        return text
+    def init(self, expr: ex.Expr, as_list: bool = False) -> str:
+        self.used |= self._check(expr)
+        return ex.to_python(expr, as_list=as_list)
 
-    def forward(self, text: str, as_list: bool = False) -> str:
-        tree = self._check(text)
-        for name in sorted(_names(text)):
+    def forward(self, expr: ex.Expr, as_list: bool = False) -> str:
+        for name in sorted(self._check(expr)):
             if name not in self.hyper:
                 self.hyper[name] = self.attrs.create(name)
                 self.used.add(name)
-        if not _names(text) and not as_list:
-            return text
-
-        hyper = self.hyper
-
-        class Rewrite(ast.NodeTransformer):
-            def visit_Name(self, node: ast.Name) -> ast.AST:
-                return ast.Attribute(ast.Name("self", ast.Load()), hyper[node.id], ast.Load())
-
-            def visit_Tuple(self, node: ast.Tuple) -> ast.AST:
-                self.generic_visit(node)
-                return ast.List(node.elts, ast.Load()) if as_list else node
-
-        import copy
-
-        return ast.unparse(Rewrite().visit(copy.deepcopy(tree)))
+        return ex.to_python(expr, lambda name: f"self.{self.hyper[name]}", as_list)
 
 
 def _compact(value: object) -> object:
@@ -232,23 +119,17 @@ def _compact(value: object) -> object:
     return value
 
 
-def _args(layer: ir.Layer, args: tuple[_Arg, ...], render) -> list[str]:
+def _args(layer: ir.Layer, render) -> list[str]:
     """The call's arguments: what the spec wrote, else the value where it is not PyTorch's default."""
-    op = layer.op
     out = []
-    for arg in args:
-        value = getattr(op, arg.field)
-        if arg.field in layer.exprs:
-            text = render(layer.exprs[arg.field])
+    for name, value, positional, default in layer.op.torch_args():
+        if name in layer.exprs:
+            text = render(layer.exprs[name])
+        elif default:
+            continue
         else:
-            default = arg.default
-            if default is _KERNEL:
-                assert isinstance(op, ir.MaxPool | ir.AvgPool)
-                default = op.kernel_size
-            if arg.default is not _REQUIRED and value == default:
-                continue
             text = literal(_compact(value))
-        out.append(text if arg.positional else f"{arg.field}={text}")
+        out.append(text if positional else f"{name}={text}")
     return out
 
 
@@ -260,7 +141,7 @@ class _Shape:
     """One forward line's shape in one instance of the class."""
 
     out_shape: ir.Shape
-    channels_expr: str
+    channels_expr: str  # out_shape[0] in the class's scope, as code; "": a number
     in_shape: ir.Shape
 
 
@@ -271,14 +152,14 @@ def _dims(shapes: list[_Shape], inputs: list[ir.Shape], symbolic: bool) -> str:
     exprs = {s.channels_expr for s in shapes}
     expr = next(iter(exprs))
     if symbolic:
-        if len(exprs) == 1 and expr and not _is_const(expr):
+        if len(exprs) == 1 and expr:
             dims.append(f"({expr})" if " " in expr else expr)
         elif len(values) == 1:
             dims.append(str(first.out_shape[0]))
         else:
             dims.append("C")
     else:
-        named = f" ({expr})" if len(exprs) == 1 and expr and not _is_const(expr) else ""
+        named = f" ({expr})" if len(exprs) == 1 and expr else ""
         dims.append(f"{first.out_shape[0]}{named}")
     if len(first.out_shape) == 3:
         for axis, letter in ((1, "H"), (2, "W")):
@@ -375,16 +256,11 @@ class _Emitter:
     def ctor(self, node: ir.Node, scope: _Scope) -> str:
         scope.span = node.span
         if isinstance(node, ir.Layer):
-            kind = node.op.op
-            if kind not in MODULES:
-                raise _unsupported(f"a named '{kind}' layer", node.span)
-            name, args = MODULES[kind]
-            if kind == "scale_shift":
-                name = self._scale_shift_class()
-                return (
-                    f"{name}({', '.join(_args(node, args, lambda t: scope.init(t, as_list=True)))})"
-                )
-            return f"{name}({', '.join(_args(node, args, scope.init))})"
+            spec = node.op.torch
+            if spec.helper:  # netc's own class, emitted when used; its tuples are lists
+                name = self._helper_class(spec.module)
+                return f"{name}({', '.join(_args(node, lambda t: scope.init(t, as_list=True)))})"
+            return f"nn.{spec.module}({', '.join(_args(node, scope.init))})"
         if isinstance(node, ir.Seq):
             return self._sequential(node, scope)
         if isinstance(node, ir.Block):
@@ -423,10 +299,21 @@ class _Emitter:
         pairs = ", ".join(f"({literal(name)}, {ctor})" for name, ctor in items)
         return f"nn.Sequential({self.ordered_dict}([{pairs}]))"
 
-    def _scale_shift_class(self) -> str:
+    def _helper_class(self, module: str) -> str:
+        """The emitted name of netc's helper class ``module`` (the template defines it)."""
+        if module != "ScaleShift":
+            raise ValueError(f"no helper class {module!r} in the template")
         if self.scale_shift is None:
-            self.scale_shift = self._module_name("ScaleShift")
+            self.scale_shift = self._module_name(module)
         return self.scale_shift
+
+    def _helper_function(self, function: str) -> str:
+        """The emitted name of netc's helper function ``function`` (the template defines it)."""
+        if function != "scale_shift":
+            raise ValueError(f"no helper function {function!r} in the template")
+        if self.scale_shift_function is None:
+            self.scale_shift_function = self._module_name(function)
+        return self.scale_shift_function
 
     def _module_name(self, candidate: str) -> str:
         name = self.module_names.create(candidate)
@@ -437,23 +324,18 @@ class _Emitter:
 
     def functional(self, layer: ir.Layer, scope: _Scope) -> str:
         scope.span = layer.span
-        kind = layer.op.op
-        if kind not in FUNCTIONS:
-            raise _unsupported(f"an unnamed '{kind}' layer", layer.span)
-        function, args, training = FUNCTIONS[kind]
-        if kind == "flatten":
-            return "torch.flatten(x, 1)"
-        if kind == "scale_shift":
-            if self.scale_shift_function is None:
-                self.scale_shift_function = self._module_name("scale_shift")
-            scale, shift = (
-                scope.forward(layer.exprs.get(f) or literal(getattr(layer.op, f)), as_list=True)
-                for f in ("scale", "shift")
-            )
-            return f"{self.scale_shift_function}(x, {scale}, {shift})"
+        spec = layer.op.torch
+        if spec.function is None:
+            raise _unsupported(f"an unnamed '{layer.op.op}' layer", layer.span)
+        function = spec.function
+        if spec.helper:  # netc's own function, emitted when used; its tuples are lists
+            function = self._helper_function(spec.function)
+            args = _args(layer, lambda t: scope.forward(t, as_list=True))
+        else:
+            args = _args(layer, scope.forward)
         self.functional_used |= function.startswith("F.")
-        parts = ["x", *_args(layer, args, scope.forward)]
-        if training:
+        parts = ["x", *map(literal, spec.extra), *args]
+        if spec.training:
             parts.append("self.training")
         return f"{function}({', '.join(parts)})"
 
@@ -515,7 +397,9 @@ class _Emitter:
         steps.append(_Step(f"{fused} = {self._call(head, attr)}", self._shape(head)))
         assert isinstance(head.op, ir.FusedConv)
         split = head.op.split
-        exprs = node.split_exprs if len(node.split_exprs) == len(split) else ("",) * len(split)
+        exprs = (
+            node.split_exprs if len(node.split_exprs) == len(split) else tuple(map(ex.const, split))
+        )
         pieces: list[str | None] = [None] * len(split)
         names: list[str] = []
         calls: list[_Step] = []
@@ -539,10 +423,9 @@ class _Emitter:
         read = [p for p in pieces if p is not None]
         if len(read) < len(pieces):
             raise _unsupported("a fork with a piece no branch reads", node.span)
-        sizes = [e or str(n) for e, n in zip(exprs, split)]
-        sizes_text = scope.forward(f"({', '.join(sizes)},)", as_list=True)
+        sizes_text = scope.forward(ex.Tuple(items=exprs), as_list=True)
         shapes = tuple(
-            _Shape((n, *head.out_shape[1:]), e, node.in_shape) for e, n in zip(exprs, split)
+            _Shape((n, *head.out_shape[1:]), _code(e), node.in_shape) for e, n in zip(exprs, split)
         )
         targets = ", ".join(read) + ("," if len(read) == 1 else "")
         steps.append(_Step(f"{targets} = torch.split({fused}, {sizes_text}, 1)", shapes))
@@ -558,15 +441,11 @@ class _Emitter:
         return check_identifier(node.name, _span(node.span), "layer")
 
     def _shape(self, node: ir.Node) -> _Shape | None:
-        if (
-            isinstance(node, ir.Layer)
-            and node.op.op in _KEEPS_SHAPE
-            and node.in_shape == node.out_shape
-        ):
+        if isinstance(node, ir.Layer) and node.op.keeps_shape and node.in_shape == node.out_shape:
             return None
-        return _Shape(node.out_shape, node.channels_expr, node.in_shape)
+        return _Shape(node.out_shape, _code(node.channels), node.in_shape)
 
-    def _guard(self, guard: str, scope: _Scope) -> str:
+    def _guard(self, guard: ex.Expr, scope: _Scope) -> str:
         return scope.forward(guard)  # the layer's span is the scope's already
 
     # -- block classes: one per distinct rendering, leaves first
@@ -728,6 +607,11 @@ class _Emitter:
             lines.append(f"    {keyword} isinstance({var}, {kinds}):")
             lines.extend(body)
         return lines
+
+
+def _code(expr: ex.Expr) -> str:
+    """A size in a shape comment: its expression where it reads a parameter, else ""."""
+    return "" if ex.is_const(expr) else ex.to_python(expr)
 
 
 def _child_names(nodes: tuple[ir.Node, ...]) -> set[str]:

@@ -17,6 +17,7 @@ two of them and they agree on the ReLU. Run after ``fold_bn`` and
 
 from __future__ import annotations
 
+from compiler import expr as ex
 from compiler import ir
 from compiler.passes.rewrite import Nodes, as_fused, is_layer, named, rewrite_network, with_op
 
@@ -35,13 +36,13 @@ def _pointwise(layer: ir.Layer) -> bool:
     )
 
 
-def split_first(node: ir.Node, prefix: str) -> tuple[ir.Layer, str, ir.Node | None, str] | None:
+def split_first(node: ir.Node, prefix: str) -> tuple[ir.Layer, str, ir.Node | None, ex.Expr] | None:
     """The first layer of a branch, its module path, what remains of the branch
     without it (None: nothing), and the layer's output channels as an
-    expression in the branch's scope ("": unknown). None when the branch
-    starts otherwise."""
+    expression in the branch's scope (the number where no expression in that
+    scope is known). None when the branch starts otherwise."""
     if isinstance(node, ir.Layer):
-        return node, ir.join(prefix, node.name), None, node.channels_expr
+        return node, ir.join(prefix, node.name), None, node.channels
     if not isinstance(node, (ir.Seq, ir.Block)):
         return None
     items = node.items if isinstance(node, ir.Seq) else node.body
@@ -51,7 +52,10 @@ def split_first(node: ir.Node, prefix: str) -> tuple[ir.Layer, str, ir.Node | No
     layer, path, rest, expr = found
     remaining = ((rest,) if rest is not None else ()) + items[1:]
     if isinstance(node, ir.Block):  # leave the block's scope
-        expr = node.channels_expr if not remaining else expr if expr.isdigit() else ""
+        if not remaining:
+            expr = node.channels
+        elif not ex.is_const(expr):
+            expr = ex.const(layer.out_shape[0])
     if not remaining:
         return layer, path, None, expr
     update: dict = {"in_shape": layer.out_shape}
@@ -63,7 +67,7 @@ def split_first(node: ir.Node, prefix: str) -> tuple[ir.Layer, str, ir.Node | No
     return layer, path, node.model_copy(update=update), expr
 
 
-def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.Fork | None:
+def _fork(concat: ir.Concat, prefix: str, in_expr: ex.Expr, taken: set[str]) -> ir.Fork | None:
     firsts = {}
     for index, branch in enumerate(concat.branches):
         found = split_first(branch, prefix)
@@ -78,7 +82,9 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.F
 
     ops = [as_fused(firsts[i][0], firsts[i][1]) for i in members]
     exprs = [firsts[i][3] for i in members]
-    out_expr = " + ".join(exprs) if all(exprs) else ""
+    out_expr = ex.total(exprs)
+    if ex.is_const(out_expr):
+        out_expr = ex.const(sum(op.out_channels for op in ops))
     name = "_".join(named(concat.branches[i]) for i in members)
     while name in taken:
         name += "_fused"
@@ -92,7 +98,7 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: str, taken: set[str]) -> ir.F
     head = ir.Layer(
         name=name,
         op=head_op,
-        exprs={k: v for k, v in (("in_channels", in_expr), ("out_channels", out_expr)) if v},
+        exprs={"in_channels": in_expr, "out_channels": out_expr},
         params=0,
         macs=0,
         in_shape=concat.in_shape,
@@ -132,9 +138,9 @@ def fuse_siblings(net: ir.Network) -> ir.Network:
                 # Its input's channel count, in this scope: a concat is a statement of a
                 # block body (whose input is in_channels) or of the network body.
                 in_expr = (
-                    nodes[index - 1].channels_expr
+                    nodes[index - 1].channels
                     if index
-                    else ("in_channels" if prefix else str(net.input_shape[0]))
+                    else (ex.ref("in_channels") if prefix else ex.const(net.input_shape[0]))
                 )
                 fork = _fork(node, prefix, in_expr, taken)
             if fork is not None:

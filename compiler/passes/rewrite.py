@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeGuard
 
+from compiler import expr as ex
 from compiler import ir, shapes
 
 Nodes = tuple[ir.Node, ...]
@@ -102,10 +103,58 @@ def taps(net: ir.Network) -> frozenset[str]:
 
 def verify(net: ir.Network) -> None:
     """Check that every node's shapes, parameters and MACs agree with shape
-    inference and with its neighbours; a failure is a bug in a pass."""
+    inference and with its neighbours, and that every expression it records
+    evaluates, in its scope, to the value it stands for; a failure is a bug
+    in a pass (or in elaboration)."""
     out = _verify_sequence(net.body, net.input_shape, net.enabled, "")
     if out != net.out_shape:
         raise ValueError(f"the body gives {out}, the network says {net.out_shape}")
+    verify_exprs(net)
+
+
+def verify_exprs(net: ir.Network) -> None:
+    """Every expression in ``net`` evaluated against the values in scope: the
+    network's parameters, or a block instance's arguments and ``in_channels``."""
+
+    def check(expr: ex.Expr, want: object, env: dict, where: str) -> None:
+        got = ex.evaluate(expr, env)
+        if isinstance(want, tuple) and len(want) == 2 and not isinstance(got, tuple):
+            got = (0, 0) if got == "valid" else (got, got)  # a pair written as one number
+        if got != want or isinstance(got, bool) != isinstance(want, bool):  # True == 1
+            raise ValueError(f"{where or 'network'}: {ex.to_python(expr)} is {got!r}, not {want!r}")
+
+    def node(n: ir.Node, env: dict, where: str) -> None:
+        here = ir.join(where, n.name) if n.name else where
+        if n.channels_expr is not None:
+            check(n.channels_expr, n.out_shape[0], env, here)
+        if isinstance(n, ir.Layer):
+            for field, expr in n.exprs.items():
+                check(expr, getattr(n.op, field), env, f"{here}.{field}")
+            if n.guard is not None:
+                ex.evaluate(n.guard, env)
+        elif isinstance(n, ir.Block):
+            check(n.in_channels_expr, n.in_shape[0], env, f"{here} in_channels")
+            for arg, expr in n.arg_exprs.items():
+                check(expr, n.args[arg], env, f"{here}({arg}=...)")
+            inner = {**n.args, "in_channels": n.in_shape[0]}
+            for child in n.body:
+                node(child, inner, here)
+        elif isinstance(n, ir.Fork):
+            if n.split_exprs:
+                assert isinstance(n.head.op, ir.FusedConv)
+                check(ex.Tuple(items=n.split_exprs), n.head.op.split, env, f"{here} split")
+            for child in ir.children(n):
+                node(child, env, where)
+        else:
+            for child in ir.children(n):
+                node(child, env, here if isinstance(n, ir.Seq) else where)
+
+    for n in net.body:
+        node(n, dict(net.values), "")
+    for head in net.aux:
+        if head.guard is not None:
+            ex.evaluate(head.guard, net.values)
+        node(head.head, dict(net.values), "")
 
 
 def _verify_sequence(nodes: Nodes, shape: ir.Shape, enabled, where: str) -> ir.Shape:
