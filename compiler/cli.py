@@ -17,6 +17,7 @@ import click
 
 from compiler import ir
 from compiler.elaborate import Override
+from compiler.lang_cli import builtins_command, fmt_command
 from dsl.errors import Span, SpecError, register_source
 
 COMMAND_LINE = "<command line>"
@@ -407,6 +408,10 @@ def _write_atomic(target: Path, write, output: str | None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+cli.add_command(builtins_command)
+cli.add_command(fmt_command)
 
 
 def main(argv: list[str] | None = None) -> int:

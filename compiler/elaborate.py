@@ -415,7 +415,8 @@ class _Elaborator:
         raise SpecError(
             f"unknown layer or block '{call.name}'",
             call.name_span,
-            hint=did_you_mean(call.name, [*bi.BUILTINS, *self.blocks]),
+            hint=did_you_mean(call.name, [*bi.BUILTINS, *self.blocks])
+            or _expected_call(self.blocks),
         )
 
     def _builtin(
@@ -578,7 +579,7 @@ class _Elaborator:
                     f"unknown name '{expr.name}'",
                     expr.span,
                     hint=did_you_mean(expr.name, env)
-                    or ("names in scope: " + ", ".join(sorted(env)) if env else None),
+                    or ("names in scope: " + ", ".join(sorted(env)) if env else _NO_NAMES),
                 )
             return env[expr.name]
         if isinstance(expr, ast.TupleExpr):
@@ -608,7 +609,8 @@ class _Elaborator:
             raise SpecError(
                 f"aux head '{stmt.name}' taps '{stmt.tap}', which is not a named layer of the network",
                 stmt.tap_span,
-                hint=did_you_mean(stmt.tap, taps),
+                hint=did_you_mean(stmt.tap, taps)
+                or "named layers of the network: " + (", ".join(taps) or "none"),
             )
         if stmt.tap in self.conditional:
             raise SpecError(
@@ -642,7 +644,8 @@ class _Elaborator:
             raise SpecError(
                 f"cannot initialise '{stmt.target}'",
                 stmt.target_span,
-                hint="init applies to " + ", ".join(bi.INIT_TARGETS),
+                hint=did_you_mean(stmt.target, bi.INIT_TARGETS)
+                or "init applies to " + ", ".join(bi.INIT_TARGETS),
             )
         scheme = stmt.call.name
         if scheme not in bi.INIT_SCHEMES:
@@ -673,6 +676,17 @@ class _Elaborator:
 def _default(arg: bi.ArgSpec) -> Any:
     """A built-in argument's default, normalised like a written value (once)."""
     return _coerce(Sym.const(arg.default), arg.kind, None, arg.name).value
+
+
+_NO_NAMES = "a default or an init argument is a constant: no names are in scope there"
+
+
+def _expected_call(blocks: Mapping[str, ast.BlockDef]) -> str:
+    """The hint for a call to an unknown name with no near match: what could be called."""
+    hint = "expected one of the built-in layers (" + ", ".join(sorted(bi.BUILTINS)) + ")"
+    if blocks:
+        return hint + " or a block in scope (" + ", ".join(sorted(blocks)) + ")"
+    return hint + "; no blocks are in scope (is an import missing?)"
 
 
 def _signature(name: str, specs: tuple[bi.ArgSpec, ...]) -> str:

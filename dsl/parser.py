@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast
@@ -89,14 +89,21 @@ def _expected(expected: set[str]) -> str:
 
 def parse(text: str, path: str) -> ast.SpecFile:
     """Parse one spec file's text; raise ``SpecError`` on any syntax error."""
+    tree, comments = parse_tree(text, path)
+    spec = _ToAst(path, _doc_comments(comments)).transform(tree)
+    return replace(spec, doc=_file_doc(comments, spec))
+
+
+def parse_tree(text: str, path: str) -> tuple[Tree, list[Token]]:
+    """The Lark parse tree and the comment tokens, in order (``dsl.fmt`` lays both out);
+    ``SpecError`` on any syntax error."""
     register_source(path, text)
     _comments.clear()
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, path) from None
-    spec = _ToAst(path, _doc_comments(list(_comments))).transform(tree)
-    return replace(spec, doc=_file_doc(list(_comments), spec))
+    return tree, list(_comments)
 
 
 def _doc_comments(comments: list[Token]) -> dict[int, str]:

@@ -19,7 +19,7 @@ class NaiveInception(nn.Module):
     """The "naive" Inception module: no 1x1 reductions and no pool projection,
     so the pool path passes its input through and channels grow block by block.
 
-    From specs/std/cifar.net:19.
+    From specs/std/cifar.net:36.
     """
 
     def __init__(self, in_channels: int, n1x1: int, n3x3: int, n5x5: int) -> None:

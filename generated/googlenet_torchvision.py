@@ -104,7 +104,7 @@ class InceptionAuxTV(nn.Module):
     """torchvision's auxiliary classifier: adaptive 4x4 average pool, 1x1 conv to
     128 channels, fc 2048 -> 1024, ReLU, dropout, fc.
 
-    From specs/std/torchvision.net:25.
+    From specs/std/torchvision.net:32.
     """
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7) -> None:

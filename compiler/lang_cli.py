@@ -1,0 +1,151 @@
+"""``netc builtins`` and ``netc fmt``: the language's own commands.
+
+Registered on the ``netc`` group by compiler/cli.py. Neither imports torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from dsl.errors import SpecError
+
+
+@click.command(name="builtins")
+@click.option("--markdown", is_flag=True, help="Print the Markdown tables of LANGUAGE.md.")
+def builtins_command(markdown: bool) -> None:
+    """List every built-in layer and init scheme: arguments, types, defaults.
+
+    A table on a terminal, aligned plain text otherwise."""
+    from compiler import reference
+
+    if markdown:
+        click.echo(reference.markdown(), nl=False)
+        return
+    sections = [("layer", reference.rows()), ("init scheme", reference.init_rows())]
+    if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        for first, rows in sections:
+            table = Table(first, "argument", "type", "default", "notes")
+            for row in rows:
+                cells = _cells(row)
+                for i, line in enumerate(cells):
+                    table.add_row(*line, end_section=i == len(cells) - 1)
+            console.print(table)
+        return
+    for index, (first, rows) in enumerate(sections):
+        cells = [(first, "argument", "type", "default", "notes")]
+        cells += [line for row in rows for line in _cells(row)]
+        widths = [max(len(line[i]) for line in cells) for i in range(4)]
+        if index:
+            click.echo()
+        for line in cells:
+            click.echo("  ".join([*(v.ljust(w) for v, w in zip(line, widths)), line[4]]).rstrip())
+
+
+def _cells(row) -> list[tuple[str, str, str, str, str]]:
+    """One line per argument; the built-in's name and notes on its first."""
+    if not row.args:
+        return [(row.name, "", "", "", row.notes)]
+    return [
+        (row.name if i == 0 else "", a.name, a.type, a.default, row.notes if i == 0 else "")
+        for i, a in enumerate(row.args)
+    ]
+
+
+@click.command(name="fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--check", is_flag=True, help="Change nothing; list the files that would change, exit 1 if any."
+)
+@click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print a unified diff.")
+@click.option(
+    "--stdout", "to_stdout", is_flag=True, help="Change nothing; print the formatted text."
+)
+def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout: bool) -> None:
+    """Format .net files in place (folders: every .net file under them).
+
+    Canonical layout, comments kept; a file that does not parse is reported
+    and left as it was."""
+    from dsl.fmt import format_text
+
+    files = _spec_files(paths)
+    changed = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise SpecError(f"cannot read {path}: {reason}") from None
+        formatted = format_text(text, str(path))
+        if to_stdout:
+            click.echo(formatted, nl=False)
+            continue
+        if formatted == text:
+            continue
+        changed.append(path)
+        if show_diff:
+            click.echo(
+                "".join(
+                    difflib.unified_diff(
+                        text.splitlines(keepends=True),
+                        formatted.splitlines(keepends=True),
+                        f"{path} (original)",
+                        f"{path} (formatted)",
+                    )
+                ),
+                nl=False,
+            )
+        elif check:
+            click.echo(f"would reformat {path}")
+        else:
+            _replace(path, formatted)
+            click.echo(f"reformatted {path}")
+    if to_stdout:
+        return
+    if check or show_diff:
+        if changed:
+            raise click.exceptions.Exit(1)
+        if check:
+            click.echo(f"{len(files)} file{'s' * (len(files) != 1)} already formatted")
+        return
+    unchanged = len(files) - len(changed)
+    if unchanged:
+        click.echo(f"{unchanged} file{'s' * (unchanged != 1)} left unchanged")
+
+
+def _spec_files(paths: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        found = sorted(path.rglob("*.net")) if path.is_dir() else [path]
+        files.extend(p for p in found if p not in files)
+    return files
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``text`` over ``path`` through a temporary file in its folder, keeping its mode."""
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise SpecError(f"cannot write to folder {path.parent}: {err.strerror}") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise SpecError(f"cannot write {path}: {err.strerror or err}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
