@@ -418,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     global _argv
     _argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=_argv, prog_name="netc", standalone_mode=False)
+        # Without standalone mode, click returns a click.exceptions.Exit's status.
+        status = cli.main(args=_argv, prog_name="netc", standalone_mode=False)
     except SpecError as err:
         click.echo(err.render(), err=True)
         return 1
@@ -430,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 def run() -> None:

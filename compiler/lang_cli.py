@@ -78,14 +78,15 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout:
     from dsl.fmt import format_text
 
     files = _spec_files(paths)
-    changed = []
+    changed, failed = [], 0
     for path in files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-            raise SpecError(f"cannot read {path}: {reason}") from None
-        formatted = format_text(text, str(path))
+            text = _read(path)
+            formatted = format_text(text, str(path))
+        except SpecError as err:  # reported; the file is left as it was
+            click.echo(err.render(), err=True)
+            failed += 1
+            continue
         if to_stdout:
             click.echo(formatted, nl=False)
             continue
@@ -93,33 +94,33 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout:
             continue
         changed.append(path)
         if show_diff:
-            click.echo(
-                "".join(
-                    difflib.unified_diff(
-                        text.splitlines(keepends=True),
-                        formatted.splitlines(keepends=True),
-                        f"{path} (original)",
-                        f"{path} (formatted)",
-                    )
-                ),
-                nl=False,
+            diff = difflib.unified_diff(
+                text.splitlines(keepends=True),
+                formatted.splitlines(keepends=True),
+                f"{path} (original)",
+                f"{path} (formatted)",
             )
+            click.echo("".join(diff), nl=False)
         elif check:
             click.echo(f"would reformat {path}")
         else:
             _replace(path, formatted)
             click.echo(f"reformatted {path}")
-    if to_stdout:
-        return
-    if check or show_diff:
-        if changed:
-            raise click.exceptions.Exit(1)
-        if check:
-            click.echo(f"{len(files)} file{'s' * (len(files) != 1)} already formatted")
-        return
-    unchanged = len(files) - len(changed)
-    if unchanged:
+    if not (to_stdout or changed or failed) and check:
+        click.echo(f"{len(files)} file{'s' * (len(files) != 1)} already formatted")
+    unchanged = len(files) - len(changed) - failed
+    if not (to_stdout or check or show_diff) and unchanged:
         click.echo(f"{unchanged} file{'s' * (unchanged != 1)} left unchanged")
+    if failed or ((check or show_diff) and changed):
+        raise click.exceptions.Exit(1)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise SpecError(f"cannot read {path}: {reason}") from None
 
 
 def _spec_files(paths: tuple[str, ...]) -> list[Path]:

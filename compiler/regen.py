@@ -5,9 +5,10 @@
 
 Each spec gives ``generated/<stem>.py`` (the training build) and
 ``generated/<stem>_deploy.py`` (the deploy build, optimised by every pass in
-``compiler.passes``, with a loader for training checkpoints). Specs are compiled from the
-repository root with paths relative to it, so the bytes do not depend on
-where this runs. tests/test_source.py runs the check, so CI fails on a stale
+``compiler.passes``, with a loader for training checkpoints); the built-in
+tables of LANGUAGE.md are rewritten too (``compiler.reference``). Specs are
+compiled from the repository root with paths relative to it, so the bytes do
+not depend on where this runs. tests/test_source.py runs the check, so CI fails on a stale
 file.
 """
 
@@ -85,15 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if stale")
     args = parser.parse_args(argv)
+    from compiler import reference
+
     if args.check:
-        wrong = stale()
+        wrong = [f"generated/{name}" for name in stale()]
+        wrong += ["LANGUAGE.md (its built-in tables)"] if reference.stale() else []
         for name in wrong:
-            print(f"generated/{name} is stale", file=sys.stderr)
+            print(f"{name} is stale", file=sys.stderr)
         if wrong:
             print("run: python -m compiler.regen", file=sys.stderr)
         return 1 if wrong else 0
     for path in write_all():
         print(f"wrote {path.relative_to(ROOT)}")
+    if reference.write():
+        print("wrote LANGUAGE.md")
     return 0
 
 

@@ -6,6 +6,7 @@ was expected, in words rather than terminal names.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import lru_cache
 
@@ -90,8 +91,8 @@ def _expected(expected: set[str]) -> str:
 def parse(text: str, path: str) -> ast.SpecFile:
     """Parse one spec file's text; raise ``SpecError`` on any syntax error."""
     tree, comments = parse_tree(text, path)
-    spec = _ToAst(path, _doc_comments(comments)).transform(tree)
-    return replace(spec, doc=_file_doc(comments, spec))
+    spec = _ToAst(path, _doc_comments(comments, text)).transform(tree)
+    return replace(spec, doc=_file_doc(comments, text, spec))
 
 
 def parse_tree(text: str, path: str) -> tuple[Tree, list[Token]]:
@@ -106,38 +107,60 @@ def parse_tree(text: str, path: str) -> tuple[Tree, list[Token]]:
     return tree, list(_comments)
 
 
-def _doc_comments(comments: list[Token]) -> dict[int, str]:
-    """Map the line after each run of full-line comments to the run's text."""
-    docs: dict[int, str] = {}
-    run: list[str] = []
-    last_line = None
+def _own_line(comment: Token, text: str) -> bool:
+    """Whether nothing but spaces comes before ``comment`` on its line."""
+    start = _offsets(comment)[0]
+    return not text[text.rfind("\n", 0, start) + 1 : start].strip()
+
+
+def _comment_runs(comments: list[Token], text: str) -> list[tuple[list[Token], int | None]]:
+    """Runs of full-line comments on consecutive lines, each with the offset of the
+    token on the line right after the run (None if a blank line or the end follows)."""
+    runs: list[tuple[list[Token], int | None]] = []
+    run: list[Token] = []
     for token in comments:
-        line = _line(token)
-        if last_line is not None and line != last_line + 1:
+        if not _own_line(token, text):
             run = []
-        run.append(token.value[1:].strip())
-        last_line = line
-        docs[line + 1] = "\n".join(run)
-    return docs
+            continue
+        if not run or _line(token) != _line(run[-1]) + 1:
+            run = []
+            runs.append((run, None))
+        run.append(token)
+        gap = _SPACES.match(text, _offsets(token)[1])
+        assert gap is not None  # \s* matches anywhere
+        after = gap.end() if gap.group().count("\n") == 1 and gap.end() < len(text) else None
+        runs[-1] = (run, after)
+    return runs
 
 
-def _file_doc(comments: list[Token], spec: ast.SpecFile) -> str:
+_SPACES = re.compile(r"\s*")
+
+
+def _text(run: list[Token]) -> str:
+    return "\n".join(token.value[1:].strip() for token in run)
+
+
+def _doc_comments(comments: list[Token], text: str) -> dict[int, str]:
+    """The offset of each token right under a run of full-line comments -> the run's text:
+    a definition's doc comment, looked up by the offset of its keyword. A trailing
+    comment, or a blank line before the keyword, makes none."""
+    return {after: _text(run) for run, after in _comment_runs(comments, text) if after is not None}
+
+
+def _file_doc(comments: list[Token], text: str, spec: ast.SpecFile) -> str:
     """The comment run that opens the file, unless it documents the block right after it."""
-    if not comments:
+    if not comments or text[: _offsets(comments[0])[0]].strip():
         return ""
-    end = _line(comments[0])
-    lines = [comments[0].value[1:].strip()]
-    for token in comments[1:]:
-        if _line(token) != end + 1:
-            break
-        lines.append(token.value[1:].strip())
-        end = _line(token)
-    items = [*(i.span.line for i in spec.imports), *(d.span.line for d in spec.definitions)]
-    if items and _line(comments[0]) > min(items):
-        return ""
-    if any(d.span.line == end + 1 and not d.is_network for d in spec.definitions):
-        return ""
-    return "\n".join(lines)
+    run, after = _comment_runs(comments, text)[0]
+    if after is not None:
+        line = _line(run[-1]) + 1
+        column = after - text.rfind("\n", 0, after)
+        if any(
+            (d.span.line, d.span.column) == (line, column) and not d.is_network
+            for d in spec.definitions
+        ):
+            return ""
+    return _text(run)
 
 
 def _syntax_error(err: UnexpectedInput, text: str, path: str) -> SpecError:
@@ -187,6 +210,12 @@ def _tspan(path: str, token: Token) -> Span:
     assert line is not None and column is not None and end_line is not None
     assert end_column is not None
     return Span(path, line, column, end_line, end_column)
+
+
+def _offsets(token: Token) -> tuple[int, int]:
+    """A lexed token's start and end offsets in the text (see ``_line``)."""
+    assert token.start_pos is not None and token.end_pos is not None
+    return token.start_pos, token.end_pos
 
 
 def _line(token: Token) -> int:
@@ -317,7 +346,7 @@ class _ToAst(Transformer):
             params,
             body,
             is_network,
-            self.docs.get(meta.line, ""),
+            self.docs.get(meta.start_pos, ""),
             _span(self.path, meta),
             _tspan(self.path, name),
         )
