@@ -163,13 +163,14 @@ def render(text: str) -> str:
     return text[: start + len(BEGIN)] + "\n\n" + markdown() + "\n" + text[end:]
 
 
-def stale(path: Path = LANGUAGE_MD) -> bool:
-    text = path.read_text(encoding="utf-8")
+def stale(path: Path | None = None) -> bool:
+    text = (path or LANGUAGE_MD).read_text(encoding="utf-8")
     return render(text) != text
 
 
-def write(path: Path = LANGUAGE_MD) -> bool:
+def write(path: Path | None = None) -> bool:
     """Rewrite the generated section (atomically); True if the file changed."""
+    path = path or LANGUAGE_MD
     text = path.read_text(encoding="utf-8")
     fresh = render(text)
     if fresh == text:

@@ -118,32 +118,48 @@ def test_the_canonical_layout():
     [
         # A list breaks one item per line when it does not fit in 100 columns...
         (
-            "network N(number_of_classes: int = 1000, auxiliary: bool = true, "
-            "dropout_rate: float = 0.4, w: int = 64) {\n}\n",
-            "network N(\n    number_of_classes: int = 1000,\n    auxiliary: bool = true,\n"
-            "    dropout_rate: float = 0.4,\n    w: int = 64,\n) {}\n",
+            (
+                "network N(number_of_classes: int = 1000, auxiliary: bool = true, "
+                "dropout_rate: float = 0.4, w: int = 64) {\n}\n"
+            ),
+            (
+                "network N(\n    number_of_classes: int = 1000,\n    auxiliary: bool = true,\n"
+                "    dropout_rate: float = 0.4,\n    w: int = 64,\n) {}\n"
+            ),
         ),
         # ... and a chain one link per line, below its first call.
         (
-            "block B(w: int) { s = conv(w, 3, padding=1) -> batchnorm(eps=0.001) -> relu "
-            "-> conv(w, 3, padding=1) -> batchnorm -> relu }\n",
-            "block B(w: int) {\n    s = conv(w, 3, padding=1)\n        -> batchnorm(eps=0.001)\n"
-            "        -> relu\n        -> conv(w, 3, padding=1)\n        -> batchnorm\n"
-            "        -> relu\n}\n",
+            (
+                "block B(w: int) { s = conv(w, 3, padding=1) -> batchnorm(eps=0.001) -> relu "
+                "-> conv(w, 3, padding=1) -> batchnorm -> relu }\n"
+            ),
+            (
+                "block B(w: int) {\n    s = conv(w, 3, padding=1)\n        -> batchnorm(eps=0.001)\n"
+                "        -> relu\n        -> conv(w, 3, padding=1)\n        -> batchnorm\n"
+                "        -> relu\n}\n"
+            ),
         ),
         # Parentheses only where precedence needs them; one-element tuples keep their comma.
         (
-            "network N(a: float = ((1)) - (2 - 3) + (4 * 5) / (6 // 7) - -(8), "
-            "t: int = 1) {\n f = scale_shift((1.0,), (( 2.0 ),))\n}\n",
-            "network N(a: float = 1 - (2 - 3) + 4 * 5 / (6 // 7) - -8, t: int = 1) {\n"
-            "    f = scale_shift((1.0,), (2.0,))\n}\n",
+            (
+                "network N(a: float = ((1)) - (2 - 3) + (4 * 5) / (6 // 7) - -(8), "
+                "t: int = 1) {\n f = scale_shift((1.0,), (( 2.0 ),))\n}\n"
+            ),
+            (
+                "network N(a: float = 1 - (2 - 3) + 4 * 5 / (6 // 7) - -8, t: int = 1) {\n"
+                "    f = scale_shift((1.0,), (2.0,))\n}\n"
+            ),
         ),
         # Numbers and strings are written as they were.
         (
-            "network N() {\n b = batchnorm(eps=1e-3, momentum=.5)\n"
-            ' init conv = kaiming_normal(mode="fan_out")\n}',
-            "network N() {\n    b = batchnorm(eps=1e-3, momentum=.5)\n"
-            '    init conv = kaiming_normal(mode="fan_out")\n}\n',
+            (
+                "network N() {\n b = batchnorm(eps=1e-3, momentum=.5)\n"
+                ' init conv = kaiming_normal(mode="fan_out")\n}'
+            ),
+            (
+                "network N() {\n    b = batchnorm(eps=1e-3, momentum=.5)\n"
+                '    init conv = kaiming_normal(mode="fan_out")\n}\n'
+            ),
         ),
         # Blank lines: at most one in a row, none at the start or end of a body.
         (
@@ -189,7 +205,7 @@ def test_every_shipped_spec_is_formatted(path: Path):
 
 def test_the_language_reference_examples_are_formatted():
     text = (ROOT / "LANGUAGE.md").read_text(encoding="utf-8")
-    examples = re.findall(r"```net\n(.*?)```", text, re.S)
+    examples = re.findall(r"```net\n(.*?)```", text, re.DOTALL)
     assert len(examples) == 8
     for example in examples:
         assert format_text(example, "LANGUAGE.md") == example
@@ -201,7 +217,7 @@ _TOKEN = re.compile(
     r"""\#[^\n]*|"[^"\n]*"|->|//|\d+x\d+x\d+
     |\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\.\d+(?:[eE][+-]?\d+)?
     |[A-Za-z0-9_]+|\S""",
-    re.X,
+    re.VERBOSE,
 )
 _WORDY = re.compile(r'[A-Za-z0-9_."]')
 _GAPS = ["", " ", "   ", "\n", "\n\n\n", "\t", "\n        ", " \n  "]
@@ -257,11 +273,11 @@ def ir_without_spans(files, text: str, path: str) -> dict:
 
 
 # No shrinking: a smaller seed is no smaller a spec.
-FAST = dict(
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-)
+FAST = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow],
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+}
 
 
 @settings(max_examples=60, **FAST)
