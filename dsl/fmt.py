@@ -44,6 +44,10 @@ class SoftLine:
     """Nothing on one line; a line break when its group is broken."""
 
 
+class Line:
+    """A space on one line; a line break when its group is broken."""
+
+
 class HardLine:
     """Always a line break."""
 
@@ -57,6 +61,7 @@ class IfBreak:
 class Group:
     parts: list
     broken: bool = False  # forced: a comment inside, a trailing comma, a hard line
+    brackets: bool = True  # a bracketed list, which breaks when a group inside it does
 
 
 @dataclass
@@ -113,7 +118,7 @@ class _Builder:
         inner: list = [SoftLine()]
         for i, item in enumerate(items):
             if i:
-                inner += [Text(","), _SPACE_OR_LINE]
+                inner += [Text(","), Line()]
             inner += item
         inner.append(Text(",") if one else IfBreak(","))
         broken = self._has_comment(open_pos, close_pos) or (
@@ -229,12 +234,12 @@ class _Builder:
             return self.call(first)
         links: list = []
         for call in rest:
-            links += [_SPACE_OR_LINE, Text("-> "), *self.call(call)]
+            links += [Line(), Text("-> "), *self.call(call)]
         calls = tree.children
         broken = any(
             self._has_comment(a.meta.end_pos - 1, b.meta.start_pos) for a, b in zip(calls, rest)
         )
-        return [Group([*self.call(first), Indent(links)], broken)]
+        return [Group([*self.call(first), Indent(links)], broken, brackets=False)]
 
     def call(self, tree: Tree) -> list:
         name, *args = tree.children
@@ -289,9 +294,6 @@ class _Builder:
         return parts
 
 
-_SPACE_OR_LINE = object()  # ", " on one line, a line break when broken (see _layout)
-
-
 def _token(token: Token) -> Text:
     return Text(str(token), token.start_pos)
 
@@ -301,19 +303,20 @@ def _token(token: Token) -> Text:
 _FLAT, _BREAK = 0, 1
 
 
-def _force(parts: list) -> bool:
-    """Mark every group that holds a hard line as broken; return whether ``parts`` holds one."""
-    found = False
+def _force(parts: list) -> tuple[bool, bool]:
+    """Break every group that holds a hard line, and every bracketed list that holds a
+    broken group; return whether ``parts`` hold a hard line, and a broken group."""
+    hard = broken = False
     for part in parts:
         if isinstance(part, HardLine):
-            found = True
-        elif isinstance(part, Group):
-            if _force(part.parts):
-                part.broken = True
-                found = True
-        elif isinstance(part, Indent):
-            found = _force(part.parts) or found
-    return found
+            hard = True
+        elif isinstance(part, (Group, Indent)):
+            inner_hard, inner_broken = _force(part.parts)
+            if isinstance(part, Group):
+                part.broken = part.broken or inner_hard or (inner_broken and part.brackets)
+                inner_broken = part.broken
+            hard, broken = hard or inner_hard, broken or inner_broken
+    return hard, broken
 
 
 def _fits(width: int, stack: list) -> bool:
@@ -323,11 +326,9 @@ def _fits(width: int, stack: list) -> bool:
         mode, indent, part = stack.pop()
         if isinstance(part, Text):
             width -= len(part.text)
-        elif part is _SPACE_OR_LINE:
-            if mode == _BREAK:
-                return True
+        elif isinstance(part, Line) and mode == _FLAT:
             width -= 1
-        elif isinstance(part, (SoftLine, HardLine)):
+        elif isinstance(part, (Line, SoftLine, HardLine)):
             if mode == _BREAK or isinstance(part, HardLine):
                 return True
         elif isinstance(part, IfBreak):
@@ -353,11 +354,11 @@ def _layout(doc: list) -> list[_Line]:
         if isinstance(part, Text):
             lines[-1].pieces.append(part)
             column += len(part.text)
-        elif part is _SPACE_OR_LINE or isinstance(part, (SoftLine, HardLine)):
+        elif isinstance(part, (Line, SoftLine, HardLine)):
             if mode == _BREAK or isinstance(part, HardLine):
                 lines.append(_Line(indent))
                 column = indent
-            elif part is _SPACE_OR_LINE:
+            elif isinstance(part, Line):
                 lines[-1].pieces.append(Text(" "))
                 column += 1
         elif isinstance(part, IfBreak):

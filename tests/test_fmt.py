@@ -176,6 +176,18 @@ def test_the_canonical_layout():
             "block B(w: int) {\r\n\tc = conv(  # why\r\n\t\tw, 1)\r\n}\r\n",
             "block B(w: int) {\n    c = conv(  # why\n        w,\n        1,\n    )\n}\n",
         ),
+        # A list holding a broken list breaks too; a chain holding one does not.
+        (
+            (
+                "block B() {\n c = conv(64, (1, 7,), padding=(0, 3))\n"
+                " d = conv(8,  # why\n 3) -> relu\n}\n"
+            ),
+            (
+                "block B() {\n    c = conv(\n        64,\n        (\n            1,\n            7,\n"
+                "        ),\n        padding=(0, 3),\n    )\n"
+                "    d = conv(\n        8,  # why\n        3,\n    ) -> relu\n}\n"
+            ),
+        ),
         ("", ""),
         ("# only a comment", "# only a comment\n"),
     ],
@@ -223,15 +235,18 @@ _WORDY = re.compile(r'[A-Za-z0-9_."]')
 _GAPS = ["", " ", "   ", "\n", "\n\n\n", "\t", "\n        ", " \n  "]
 
 
-def mess(text: str, rnd) -> str:
+def mess(text: str, rnd, commas: bool = False) -> str:
     """``text`` with its tokens kept and the space between them random: line breaks,
     indents and blank lines anywhere (inside parentheses and chains too), and new
-    comments, on lines of their own or after code."""
+    comments, on lines of their own or after code; with ``commas``, trailing commas
+    before some closing parentheses (which may turn ``(x)`` into a one-element tuple)."""
     tokens = _TOKEN.findall(text)
     out = [rnd.choice(["", "\n\n", "  "])]
     for i, token in enumerate(tokens):
         out.append(token)
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if commas and nxt == ")" and token not in "(," and rnd.random() < 0.3:
+            out.append(",")
         gap = rnd.choice(_GAPS)
         if rnd.random() < 0.04:
             gap += f"  # note {i}\n" if rnd.random() < 0.5 else f"\n# note {i}\n"
@@ -284,7 +299,7 @@ FAST = {
 @given(path=st.sampled_from(SPECS), seed=st.integers(0, 2**32))
 def test_fmt_is_idempotent_and_keeps_the_syntax_tree(path: Path, seed: int):
     rnd = random.Random(seed)
-    messed = mess(path.read_text(encoding="utf-8"), rnd)
+    messed = mess(path.read_text(encoding="utf-8"), rnd, commas=True)
     once = format_text(messed, "x.net")
     assert format_text(once, "x.net") == once
     assert meaning(once, "x.net") == meaning(messed, "x.net")
