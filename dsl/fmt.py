@@ -73,7 +73,7 @@ class Indent:
 class _Line:
     indent: int
     pieces: list[Text] = field(default_factory=list)
-    trailing: list[str] = field(default_factory=list)
+    trailing: list[Token] = field(default_factory=list)
     before: list[tuple[int, Token]] = field(default_factory=list)  # comment lines above it
 
 
@@ -96,7 +96,7 @@ _OPERATOR = {"add": "+", "sub": "-", "mul": "*", "div": "/", "floordiv": "//"}
 class _Builder:
     def __init__(self, text: str, comments: list[Token]):
         self.text = text
-        self.comment_pos = [c.start_pos for c in comments]
+        self.comment_pos = [_start(c) for c in comments]
 
     def _has_comment(self, start: int, end: int) -> bool:
         """Whether a comment starts strictly between offsets ``start`` and ``end``."""
@@ -105,7 +105,9 @@ class _Builder:
 
     def _after(self, pos: int) -> int:
         """The offset of the first character at or after ``pos`` that is not a space or comment."""
-        return _COMMENT_OR_SPACE.match(self.text, pos).end()
+        match = _COMMENT_OR_SPACE.match(self.text, pos)
+        assert match is not None  # the pattern matches the empty string
+        return match.end()
 
     def _trailing_comma(self, last_end: int, close: int) -> bool:
         return self._after(last_end) < close and self.text[self._after(last_end)] == ","
@@ -253,7 +255,8 @@ class _Builder:
                 items.append([_token(key), Text("="), *self.expr(value)])
             else:
                 items.append(self.expr(arg.children[0]))
-        open_pos = self._after(name.end_pos)
+        assert isinstance(name, Token)
+        open_pos = self._after(_start(name) + len(name))
         return [
             _token(name),
             *self._list(items, open_pos, tree.meta.end_pos - 1, args[-1].meta.end_pos),
@@ -294,8 +297,15 @@ class _Builder:
         return parts
 
 
-def _token(token: Token) -> Text:
-    return Text(str(token), token.start_pos)
+def _token(token: Token | Tree) -> Text:
+    """The text of one token of the tree, with its offset."""
+    assert isinstance(token, Token)
+    return Text(str(token), _start(token))
+
+
+def _start(token: Token) -> int:
+    assert token.start_pos is not None  # lexed tokens always have one
+    return token.start_pos
 
 
 # -- layout ------------------------------------------------------------------------
@@ -387,12 +397,12 @@ def _render(lines: list[_Line], comments: list[Token], text: str) -> str:
         if piece.pos is not None
     ]
     positions = [pos for pos, _ in leaves]
-    first_leaf = {}
+    first_leaf: dict[int, int] = {}
     for pos, i in leaves:
         first_leaf.setdefault(i, pos)
     tail: list[Token] = []  # own-line comments after the last token
     for comment in comments:
-        p = comment.start_pos
+        p = _start(comment)
         k = bisect.bisect_left(positions, p)
         before = leaves[k - 1][1] if k else None
         after = leaves[k] if k < len(leaves) else None
@@ -428,10 +438,11 @@ def _render(lines: list[_Line], comments: list[Token], text: str) -> str:
 
     for line in lines:
         for indent, comment in line.before:
-            emit(" " * indent + comment.value.rstrip(), comment.line, comment.line, False, False)
+            row = line_of(_start(comment))
+            emit(" " * indent + comment.value.rstrip(), row, row, False, False)
         code = "".join(p.text for p in line.pieces)
         here = [line_of(p.pos) for p in line.pieces if p.pos is not None]
-        ends = here + [c.line for c in line.trailing]
+        ends = here + [line_of(_start(c)) for c in line.trailing]
         opens = code.endswith(("{", "(")) and not line.trailing
         closes = code.startswith(("}", ")")) and not line.before
         if line.trailing:
@@ -444,5 +455,6 @@ def _render(lines: list[_Line], comments: list[Token], text: str) -> str:
             closes,
         )
     for comment in tail:
-        emit(comment.value.rstrip(), comment.line, comment.line, False, False)
+        row = line_of(_start(comment))
+        emit(comment.value.rstrip(), row, row, False, False)
     return "\n".join(out) + "\n" if out else ""
