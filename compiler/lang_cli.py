@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -28,7 +27,7 @@ def builtins_command(markdown: bool) -> None:
         click.echo(reference.markdown(), nl=False)
         return
     sections = [("layer", reference.rows()), ("init scheme", reference.init_rows())]
-    if sys.stdout.isatty() and "NO_COLOR" not in os.environ:
+    if sys.stdout.isatty():  # rich leaves the colours out under NO_COLOR
         from rich.console import Console
         from rich.table import Table
 
@@ -134,6 +133,8 @@ def _spec_files(paths: tuple[str, ...]) -> list[Path]:
 
 def _replace(path: Path, text: str) -> None:
     """Write ``text`` over ``path`` through a temporary file in its folder, keeping its mode."""
+    import tempfile
+
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:

@@ -320,6 +320,24 @@ def test_fmt_keeps_the_ir(path: Path, seed: int):
     )
 
 
+try:  # the fuzz generator of tests/test_fuzz.py, where it is merged
+    import specgen
+except ImportError:
+    specgen = None
+
+
+@pytest.mark.skipif(specgen is None, reason="tests/specgen.py (the fuzz generator) is absent")
+@settings(max_examples=40, **FAST)
+@given(seed=st.integers(0, 2**32))
+def test_fmt_on_the_fuzz_generators_specs(seed: int):
+    assert specgen is not None
+    text, _, _ = specgen.random_spec(random.Random(seed))
+    for source in (text, mess(text, random.Random(seed), commas=True)):
+        once = format_text(source, "gen.net")
+        assert format_text(once, "gen.net") == once
+        assert meaning(once, "gen.net") == meaning(source, "gen.net")
+
+
 # -- the command --------------------------------------------------------------------
 
 GOOD = "block B() {\n    relu\n}\n"
