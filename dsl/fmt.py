@@ -70,7 +70,7 @@ class Indent:
 
 
 @dataclass
-class _Line:
+class _OutputLine:
     indent: int
     pieces: list[Text] = field(default_factory=list)
     trailing: list[Token] = field(default_factory=list)
@@ -78,7 +78,9 @@ class _Line:
 
 
 def format_text(text: str, path: str = "<text>") -> str:
-    """``text`` in the canonical layout; ``SpecError`` (positioned) if it does not parse."""
+    """``text`` in the canonical layout; ``SpecError`` (positioned) if it does not parse.
+    A byte-order mark is dropped."""
+    text = text.removeprefix("\ufeff")
     tree, comments = parse_tree(text, path)
     doc = _Builder(text, comments).start(tree)
     lines = _layout(doc)
@@ -110,7 +112,12 @@ class _Builder:
         return match.end()
 
     def _trailing_comma(self, last_end: int, close: int) -> bool:
-        return self._after(last_end) < close and self.text[self._after(last_end)] == ","
+        """Whether a comma follows the last item of a list (past the closing parentheses
+        of a parenthesised item, spaces and comments)."""
+        pos = self._after(last_end)
+        while pos < close and self.text[pos] == ")":
+            pos = self._after(pos + 1)
+        return pos < close and self.text[pos] == ","
 
     def _list(self, items: list, open_pos: int, close_pos: int, last_end: int, one: bool = False):
         """``( item, item )``: one line, or one item per line with trailing commas. ``one``:
@@ -354,9 +361,9 @@ def _fits(width: int, stack: list) -> bool:
     return width >= 0
 
 
-def _layout(doc: list) -> list[_Line]:
+def _layout(doc: list) -> list[_OutputLine]:
     _force(doc)
-    lines = [_Line(0)]
+    lines = [_OutputLine(0)]
     column = 0
     stack: list = [(_BREAK, 0, p) for p in reversed(doc)]
     while stack:
@@ -366,7 +373,7 @@ def _layout(doc: list) -> list[_Line]:
             column += len(part.text)
         elif isinstance(part, (Line, SoftLine, HardLine)):
             if mode == _BREAK or isinstance(part, HardLine):
-                lines.append(_Line(indent))
+                lines.append(_OutputLine(indent))
                 column = indent
             elif isinstance(part, Line):
                 lines[-1].pieces.append(Text(" "))
@@ -383,13 +390,13 @@ def _layout(doc: list) -> list[_Line]:
             stack.extend((inner, indent, p) for p in reversed(part.parts))
         elif isinstance(part, Indent):
             stack.extend((mode, indent + INDENT, p) for p in reversed(part.parts))
-    return [line for line in lines if line.pieces] if len(lines) > 1 or lines[0].pieces else []
+    return [line for line in lines if line.pieces]
 
 
 # -- comments and blank lines --------------------------------------------------------
 
 
-def _render(lines: list[_Line], comments: list[Token], text: str) -> str:
+def _render(lines: list[_OutputLine], comments: list[Token], text: str) -> str:
     leaves = [
         (piece.pos, i)
         for i, line in enumerate(lines)
@@ -443,8 +450,8 @@ def _render(lines: list[_Line], comments: list[Token], text: str) -> str:
         code = "".join(p.text for p in line.pieces)
         here = [line_of(p.pos) for p in line.pieces if p.pos is not None]
         ends = here + [line_of(_start(c)) for c in line.trailing]
-        opens = code.endswith(("{", "(")) and not line.trailing
-        closes = code.startswith(("}", ")")) and not line.before
+        opens = code.endswith(("{", "("))
+        closes = code.startswith(("}", ")"))
         if line.trailing:
             code += "  " + " ".join(c.value.rstrip() for c in line.trailing)
         emit(

@@ -188,6 +188,16 @@ def test_the_canonical_layout():
                 "    d = conv(\n        8,  # why\n        3,\n    ) -> relu\n}\n"
             ),
         ),
+        # A trailing comma counts after a parenthesised last item too.
+        (
+            "block B() {\n s = scale_shift(((1.0), (2.0),), shift=(0.0, 0.0))\n}\n",
+            (
+                "block B() {\n    s = scale_shift(\n        (\n            1.0,\n            2.0,\n"
+                "        ),\n        shift=(0.0, 0.0),\n    )\n}\n"
+            ),
+        ),
+        # A byte-order mark is dropped; a blank line before a closing brace too.
+        ("\ufeffblock B() {\n relu\n # end\n\n}\n", "block B() {\n    relu\n    # end\n}\n"),
         ("", ""),
         ("# only a comment", "# only a comment\n"),
     ],
