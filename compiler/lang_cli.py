@@ -132,8 +132,11 @@ def _spec_files(paths: tuple[str, ...]) -> list[Path]:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write ``text`` over ``path`` through a temporary file in its folder, keeping its mode."""
+    """Write ``text`` over ``path`` through a temporary file in its folder, keeping its
+    mode; through a symbolic link, the file it points to."""
     import tempfile
+
+    path = path.resolve()
 
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

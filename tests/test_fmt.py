@@ -374,6 +374,16 @@ def test_fmt_rewrites_in_place_and_keeps_the_mode(tmp_path, monkeypatch, capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.net", "ugly.net"]
 
 
+def test_fmt_writes_through_a_symbolic_link(tmp_path, monkeypatch, capsys):
+    paths = files_in(tmp_path, ugly=UGLY)
+    (tmp_path / "link.net").symlink_to(paths["ugly"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["fmt", "link.net"]) == 0
+    assert capsys.readouterr().out == "reformatted link.net\n"
+    assert (tmp_path / "link.net").is_symlink()
+    assert paths["ugly"].read_text(encoding="utf-8") == GOOD
+
+
 def test_fmt_check_lists_what_would_change_and_writes_nothing(tmp_path, monkeypatch, capsys):
     files_in(tmp_path, good=GOOD, ugly=UGLY)
     monkeypatch.chdir(tmp_path)

@@ -137,3 +137,16 @@ def test_netc_builtins_draws_a_table_on_a_terminal(capsys, monkeypatch):
     out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # rich's colours off
     assert re.search(r"┃ layer\s+┃ argument\s+┃ type\s+┃ default\s+┃ notes", out)
     assert re.search(r"│ conv\s+│ out_channels\s+│ int\s+│ required\s+│ 2-d convolution", out)
+
+
+def test_python_m_compiler_reference(tmp_path, monkeypatch, capsys):
+    copy = tmp_path / "LANGUAGE.md"
+    text = LANGUAGE.read_text(encoding="utf-8")
+    copy.write_text(text.replace("| `conv` |", "| `konv` |"), encoding="utf-8")
+    monkeypatch.setattr(reference, "LANGUAGE_MD", copy)
+    assert reference.main(["--check"]) == 1
+    assert capsys.readouterr().err == ("LANGUAGE.md is stale; run: python -m compiler.reference\n")
+    assert reference.main([]) == 0
+    assert capsys.readouterr().out == "wrote LANGUAGE.md\n"
+    assert copy.read_text(encoding="utf-8") == text
+    assert reference.main(["--check"]) == 0
