@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from lark import Token, Tree
 
+from dsl.errors import Span, SpecError
 from dsl.parser import parse_tree
 
 WIDTH = 100
@@ -82,7 +83,10 @@ def format_text(text: str, path: str = "<text>") -> str:
     A byte-order mark is dropped."""
     text = text.removeprefix("\ufeff")
     tree, comments = parse_tree(text, path)
-    doc = _Builder(text, comments).start(tree)
+    try:
+        doc = _Builder(text, comments).start(tree)
+    except RecursionError:  # the parser bounds the nesting; this is the last guard
+        raise SpecError("nested too deeply to format", Span(path, 1, 1, 1, 2)) from None
     lines = _layout(doc)
     return _render(lines, comments, text)
 

@@ -219,6 +219,14 @@ def test_a_syntax_error_is_the_usual_positioned_error():
     ).rstrip("\n")
 
 
+def test_a_deeply_nested_spec_is_an_error_not_a_traceback():
+    text = "network N(a: int = " + "+".join(["1"] * 3000) + ") {\n}\n"
+    with pytest.raises(SpecError) as info:
+        format_text(text, "deep.net")
+    assert info.value.render().startswith("deep.net:1:")
+    assert ": error: nested too deeply" in info.value.render().splitlines()[0]
+
+
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_shipped_spec_is_formatted(path: Path):
     text = path.read_text(encoding="utf-8")
