@@ -27,11 +27,13 @@ def builtins_command(markdown: bool) -> None:
         click.echo(reference.markdown(), nl=False)
         return
     sections = [("layer", reference.rows()), ("init scheme", reference.init_rows())]
-    if sys.stdout.isatty():  # rich leaves the colours out under NO_COLOR
+    if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
 
-        console = Console()
+        from compiler.display import use_colour
+
+        console = Console(color_system="auto" if use_colour() else None)
         for first, rows in sections:
             table = Table(first, "argument", "type", "default", "notes")
             for row in rows:

@@ -150,3 +150,13 @@ def test_python_m_compiler_reference(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == "wrote LANGUAGE.md\n"
     assert copy.read_text(encoding="utf-8") == text
     assert reference.main(["--check"]) == 0
+
+
+def test_netc_builtins_has_no_styles_under_no_color(capsys, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["builtins"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out
+    assert re.search(r"│ conv\s+│ out_channels\s+│ int\s+│ required\s+│ 2-d convolution", out)
