@@ -35,31 +35,21 @@ def builtins_command(markdown: bool) -> None:
 
         console = Console(color_system="auto" if use_colour() else None)
         for first, rows in sections:
-            table = Table(first, "argument", "type", "default", "notes")
+            table = Table(first, *reference.HEADER)
             for row in rows:
-                cells = _cells(row)
-                for i, line in enumerate(cells):
-                    table.add_row(*line, end_section=i == len(cells) - 1)
+                lines = reference.cells(row)
+                for i, line in enumerate(lines):
+                    table.add_row(*line, end_section=i == len(lines) - 1)
             console.print(table)
         return
     for index, (first, rows) in enumerate(sections):
-        cells = [(first, "argument", "type", "default", "notes")]
-        cells += [line for row in rows for line in _cells(row)]
-        widths = [max(len(line[i]) for line in cells) for i in range(4)]
+        lines = [(first, *reference.HEADER)]
+        lines += [line for row in rows for line in reference.cells(row)]
+        widths = [max(len(line[i]) for line in lines) for i in range(5)]
         if index:
             click.echo()
-        for line in cells:
-            click.echo("  ".join([*(v.ljust(w) for v, w in zip(line, widths)), line[4]]).rstrip())
-
-
-def _cells(row) -> list[tuple[str, str, str, str, str]]:
-    """One line per argument; the built-in's name and notes on its first."""
-    if not row.args:
-        return [(row.name, "", "", "", row.notes)]
-    return [
-        (row.name if i == 0 else "", a.name, a.type, a.default, row.notes if i == 0 else "")
-        for i, a in enumerate(row.args)
-    ]
+        for line in lines:
+            click.echo("  ".join([*(v.ljust(w) for v, w in zip(line, widths)), line[5]]).rstrip())
 
 
 @click.command(name="fmt")

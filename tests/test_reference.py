@@ -32,7 +32,7 @@ def test_language_md_matches_the_builtin_tables():
 
 
 def test_every_builtin_is_described_and_every_kind_named():
-    assert set(reference.DESCRIPTIONS) == set(bi.BUILTINS)
+    assert all(row.notes for row in reference.rows())
     kinds = {a.kind for s in bi.BUILTINS.values() for a in s.args}
     kinds |= {a.kind for args in bi.INIT_SCHEMES.values() for a in args}
     assert kinds <= set(reference.KINDS)
@@ -45,19 +45,24 @@ def test_rows_read_the_tables():
         "conv(out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=true)"
     )
     assert rows["conv"].args[3] == reference.Arg(
-        "padding", 'int, (int, int), "same" or "valid"', "0"
+        "padding",
+        'int, (int, int), "same" or "valid"',
+        "0",
+        "≥ 0",
+        'an int, a pair, "same" or "valid"',
     )
+    assert [a.values for a in rows["dropout"].args] == ["0 to 1"]
+    assert rows["maxpool"].args[1].doc == "the kernel size by default"
     assert reference.signature(rows["maxpool"]) == (
         "maxpool(kernel_size, stride=kernel_size, padding=0, dilation=1, ceil_mode=false)"
     )
     assert reference.signature(rows["batchnorm"]) == "batchnorm(eps=1e-5, momentum=0.1)"
     assert (
         rows["global_avgpool"].notes
-        == "average over the whole feature map, to 1x1; output_size=(1, 1)"
+        == "Average pooling to 1x1: one value per channel; output_size=(1, 1)"
     )
     assert rows["linear"].notes == (
-        "fully connected layer (nn.Linear); needs a flat input; in_features inferred from "
-        "the input; an init target (init linear = ...)"
+        "Fully connected layer; in_features is inferred; an init target (init linear = ...)"
     )
     inits = {row.name: row for row in reference.init_rows()}
     assert reference.signature(inits["kaiming_normal"]) == (
@@ -104,24 +109,29 @@ def columns(line: str) -> list[str]:
 def test_netc_builtins_prints_the_rows(capsys):
     assert main(["builtins"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert columns(lines[0]) == ["layer", "argument", "type", "default", "notes"]
+    assert columns(lines[0]) == ["layer", "argument", "type", "default", "values", "notes"]
     assert columns(lines[1]) == [
         "conv",
         "out_channels",
         "int",
         "required",
-        (
-            "2-d convolution (nn.Conv2d); in_channels inferred from the input; "
-            "an init target (init conv = ...)"
-        ),
+        "≥ 1",
+        "2-d convolution; in_channels is inferred; an init target (init conv = ...)",
     ]
-    assert columns(lines[2]) == ["kernel_size", "int or (int, int)", "required"]
+    assert columns(lines[2]) == ["kernel_size", "int or (int, int)", "required", "≥ 1"]
     relu = next(line for line in lines if line.startswith("relu "))
-    assert columns(relu) == ["relu", "ReLU"]
+    assert columns(relu) == ["relu", "Rectified linear unit"]
     rows = sum(max(1, len(s.args)) for s in bi.BUILTINS.values())
     inits = sum(max(1, len(a)) for a in bi.INIT_SCHEMES.values())
     assert len(lines) == 1 + rows + 1 + 1 + inits  # a header, the layers, a blank, a header
-    assert columns(lines[rows + 2]) == ["init scheme", "argument", "type", "default", "notes"]
+    assert columns(lines[rows + 2]) == [
+        "init scheme",
+        "argument",
+        "type",
+        "default",
+        "values",
+        "notes",
+    ]
 
 
 def test_netc_builtins_markdown_is_the_reference_section(capsys):
@@ -135,8 +145,10 @@ def test_netc_builtins_draws_a_table_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert main(["builtins"]) == 0
     out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # rich's colours off
-    assert re.search(r"┃ layer\s+┃ argument\s+┃ type\s+┃ default\s+┃ notes", out)
-    assert re.search(r"│ conv\s+│ out_channels\s+│ int\s+│ required\s+│ 2-d convolution", out)
+    assert re.search(r"┃ layer\s+┃ argument\s+┃ type\s+┃ default\s+┃ values\s+┃ notes", out)
+    assert re.search(
+        r"│ conv\s+│ out_channels\s+│ int\s+│ required\s+│ ≥ 1\s+│ 2-d convolution", out
+    )
 
 
 def test_python_m_compiler_reference(tmp_path, monkeypatch, capsys):
@@ -159,4 +171,6 @@ def test_netc_builtins_has_no_styles_under_no_color(capsys, monkeypatch):
     assert main(["builtins"]) == 0
     out = capsys.readouterr().out
     assert "\x1b[" not in out
-    assert re.search(r"│ conv\s+│ out_channels\s+│ int\s+│ required\s+│ 2-d convolution", out)
+    assert re.search(
+        r"│ conv\s+│ out_channels\s+│ int\s+│ required\s+│ ≥ 1\s+│ 2-d convolution", out
+    )
