@@ -113,7 +113,7 @@ def check(spec: str, sets: tuple[str, ...], input_text: str | None) -> None:
     aux = sum(ir.total_params((h.head,)) for h in heads)
     plural = "s" if len(heads) != 1 else ""
     with_aux = f" ({params + aux:,} with {len(heads)} aux head{plural})" if heads else ""
-    from compiler.backends.summary import show_shape
+    from compiler.display import show_shape
 
     click.echo(
         f"{spec}: ok: {net.name}, input {show_shape(net.input_shape)} -> "

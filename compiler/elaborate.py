@@ -4,6 +4,11 @@ Elaboration walks the network body with a tensor in hand (its shape and the
 expression of its channel count) and turns each statement into IR nodes,
 checking names, argument types and shapes as it goes. Every problem is a
 ``SpecError`` at the span of the text that caused it.
+
+Elaboration checks every value it puts in the IR (types, ranges, shapes), so
+it builds the IR's models with ``model_construct``: Pydantic validates an IR
+built by hand or read from JSON, and ``netc check`` builds no validator at
+all (about a third of its time, bench/cli_speed.py).
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class Tensor:
 
 @functools.lru_cache(maxsize=4096)  # a block's body is elaborated once per use
 def _span(span: Span) -> ir.SourceSpan:
-    return ir.SourceSpan(
+    return ir.SourceSpan.model_construct(
         file=span.file,
         line=span.line,
         column=span.column,
@@ -200,18 +205,18 @@ class _Elaborator:
                 )
             first[stmt.target] = stmt.target_span
 
-        return ir.Network(
+        return ir.Network.model_construct(
             name=net.name,
             doc="\n\n".join(dict.fromkeys(d for d in (root.doc, net.doc) if d)),
             source=root.path,
             params=decls,
-            values=values,
+            values=values,  # type: ignore[arg-type]  # no None left: checked above
             input_shape=tuple(input_shape),
             body=tuple(nodes),
             aux=aux,
             init=init,
             blocks={
-                name: ir.BlockDecl(
+                name: ir.BlockDecl.model_construct(
                     name=name, params=self._params(d), doc=d.doc, span=_span(d.name_span)
                 )
                 for name, d in self.used.items()
@@ -250,7 +255,8 @@ class _Elaborator:
                 default = _coerce(
                     self._eval(p.default, {}), p.type, p.default.span, p.name, builtin=False
                 ).value
-            decls.append(ir.ParamDecl(name=p.name, type=p.type, default=default))
+            decl = ir.ParamDecl.model_construct(name=p.name, type=p.type, default=default)  # type: ignore[arg-type]  # a type of PARAM_TYPES: checked above
+            decls.append(decl)
         self.declared[id(definition)] = tuple(decls)
         return self.declared[id(definition)]
 
@@ -349,7 +355,7 @@ class _Elaborator:
             node, tensor = self._call(call, env, tensor, str(index))
             items.append(node)
         return (
-            ir.Seq(
+            ir.Seq.model_construct(
                 name=name,
                 items=tuple(items),
                 in_shape=start.shape,
@@ -387,7 +393,7 @@ class _Elaborator:
             outputs.append((out, branch))
         channels = symbolic.total([out.channels for out, _ in outputs])
         result = Tensor((channels.value, *outputs[0][0].shape[1:]), channels)
-        node = ir.Concat(
+        node = ir.Concat.model_construct(
             name=None,
             branches=tuple(branches),
             in_shape=tensor.shape,
@@ -441,7 +447,7 @@ class _Elaborator:
         for field in spec.inferred:
             values[field] = tensor.channels.value
             exprs[field] = tensor.channels.tree
-        op = spec.op(**values)
+        op = spec.op.model_construct(**values)
         if name is None and op.op in ir.STATEFUL_OPS:
             raise SpecError(
                 f"'{call.name}' has weights, so it needs a name",
@@ -458,7 +464,7 @@ class _Elaborator:
             channels = symbolic.times(tensor.channels, out_shape[0] // tensor.shape[0])
         else:
             channels = tensor.channels
-        node = ir.Layer(
+        node = ir.Layer.model_construct(
             name=name,
             op=op,
             exprs=exprs,
@@ -506,7 +512,7 @@ class _Elaborator:
         bindings = {n: sym.tree for n, sym in args.items()}
         bindings["in_channels"] = tensor.channels.tree
         channels = symbolic.substitute(out.channels, bindings)
-        node = ir.Block(
+        node = ir.Block.model_construct(
             name=name,
             block=definition.name,
             args={n: sym.value for n, sym in args.items()},
@@ -584,7 +590,10 @@ class _Elaborator:
             return env[expr.name]
         if isinstance(expr, ast.TupleExpr):
             items = [self._eval(item, env) for item in expr.items]
-            return Sym(tuple(i.value for i in items), ex.Tuple(items=tuple(i.tree for i in items)))
+            return Sym(
+                tuple(i.value for i in items),
+                ex.Tuple.model_construct(items=tuple(i.tree for i in items)),
+            )
         if isinstance(expr, ast.Neg):
             operand = self._eval(expr.operand, env)
             _number(operand, expr.operand.span, "-")
@@ -630,7 +639,7 @@ class _Elaborator:
             guard = value.tree
         head_stmt = ast.LayerStmt(stmt.name, stmt.chain, None, stmt.span, stmt.name_span)
         (head,), _ = self._layer_stmt(head_stmt, env, taps[stmt.tap], None)
-        return ir.Aux(
+        return ir.Aux.model_construct(
             name=stmt.name,
             tap=stmt.tap,
             weight=weight,
@@ -669,7 +678,8 @@ class _Elaborator:
                     spans[name],
                     hint=did_you_mean(value, choices),
                 )
-        return ir.InitRule(target=stmt.target, scheme=scheme, args=args)
+        # target and scheme: checked against INIT_TARGETS and INIT_SCHEMES above
+        return ir.InitRule.model_construct(target=stmt.target, scheme=scheme, args=args)  # type: ignore[arg-type]
 
 
 @functools.cache

@@ -82,22 +82,26 @@ BINARY: dict[str, tuple[Callable[[Any, Any], Any], int]] = {
 
 # -- building -----------------------------------------------------------------------
 
+# Trees built here and in elaboration are made of trees and checked values:
+# ``model_construct`` skips validation (which is for trees built by hand or read
+# from JSON), so that checking a spec builds no Pydantic validator.
+
 
 def const(value: Any) -> Const | Tuple:
     """The expression of a plain value (a tuple becomes a ``Tuple`` of constants)."""
     if isinstance(value, tuple):
-        return Tuple(items=tuple(const(v) for v in value))
+        return Tuple.model_construct(items=tuple(const(v) for v in value))
     return _const(value)
 
 
 @functools.lru_cache(maxsize=4096, typed=True)  # typed: 1, 1.0 and True differ
 def _const(value: Scalar) -> Const:
-    return Const(value=value)
+    return Const.model_construct(value=value)
 
 
 @functools.lru_cache(maxsize=4096)
 def ref(name: str) -> Ref:
-    return Ref(name=name)
+    return Ref.model_construct(name=name)
 
 
 def total(items: list[Expr]) -> Expr:
@@ -106,8 +110,10 @@ def total(items: list[Expr]) -> Expr:
 
     def plus(left: Expr, right: Expr) -> Expr:
         if isinstance(right, Binary) and right.op in ("+", "-"):
-            return Binary(op=right.op, left=plus(left, right.left), right=right.right)
-        return Binary(op="+", left=left, right=right)
+            return Binary.model_construct(
+                op=right.op, left=plus(left, right.left), right=right.right
+            )
+        return Binary.model_construct(op="+", left=left, right=right)
 
     out = items[0]
     for item in items[1:]:
@@ -161,13 +167,13 @@ def substitute(expr: Expr, bindings: Mapping[str, Expr]) -> Expr:
     if isinstance(expr, Ref):
         return bindings.get(expr.name, expr)
     if isinstance(expr, Unary):
-        return Unary(op=expr.op, operand=substitute(expr.operand, bindings))
+        return Unary.model_construct(op=expr.op, operand=substitute(expr.operand, bindings))
     if isinstance(expr, Binary):
-        return Binary(
+        return Binary.model_construct(
             op=expr.op, left=substitute(expr.left, bindings), right=substitute(expr.right, bindings)
         )
     if isinstance(expr, Tuple):
-        return Tuple(items=tuple(substitute(item, bindings) for item in expr.items))
+        return Tuple.model_construct(items=tuple(substitute(item, bindings) for item in expr.items))
     return expr
 
 

@@ -35,11 +35,12 @@ class Sym:
 def binop(op: str, left: Sym, right: Sym) -> Sym:
     """``left op right`` as written."""
     value = ex.BINARY[op][0](left.value, right.value)
-    return Sym(value, ex.Binary(op=op, left=left.tree, right=right.tree))
+    tree = ex.Binary.model_construct(op=op, left=left.tree, right=right.tree)  # type: ignore[arg-type]  # an operator of ex.BINARY
+    return Sym(value, tree)
 
 
 def neg(operand: Sym) -> Sym:
-    return Sym(-operand.value, ex.Unary(op="-", operand=operand.tree))
+    return Sym(-operand.value, ex.Unary.model_construct(op="-", operand=operand.tree))
 
 
 def folded(sym: Sym) -> Sym:
@@ -58,7 +59,12 @@ def times(sym: Sym, factor: int) -> Sym:
     """A derived size times a constant (flatten's features), folded."""
     if factor == 1:
         return sym
-    return folded(Sym(sym.value * factor, ex.Binary(op="*", left=sym.tree, right=ex.const(factor))))
+    return folded(
+        Sym(
+            sym.value * factor,
+            ex.Binary.model_construct(op="*", left=sym.tree, right=ex.const(factor)),
+        )
+    )
 
 
 def substitute(sym: Sym, bindings: dict[str, ex.Expr]) -> Sym:

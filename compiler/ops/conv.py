@@ -140,8 +140,8 @@ class FusedConv(_Convolution):
 
     torch = Torch("Conv2d", positional=3, fields=_CONV_FIELDS)
     example = ({"in_channels": 4, "out_channels": 6, "kernel_size": (1, 1), "relu": True,
-                "sources": (ConvSource(conv="a", out_channels=2, bias=False, bn="bn"),
-                            ConvSource(conv="b", out_channels=4))}, (4, 5, 5))  # fmt: skip
+                "sources": ({"conv": "a", "out_channels": 2, "bias": False, "bn": "bn"},
+                            {"conv": "b", "out_channels": 4})}, (4, 5, 5))  # fmt: skip
     stateful = True
     written = False
 
