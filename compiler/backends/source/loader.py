@@ -69,3 +69,12 @@ class Loader:
             (path, [row(s) for s in g]) for path, g in fused if len(g) > 1 or g[0].conv != path
         ]
         return cls(names, defaults, folded, stacked)
+
+    @property
+    def made_of(self) -> str:
+        """Each fused convolution's sources by module path (``_fuse``'s argument), as an
+        expression of the tables."""
+        folded = "{s.conv: (s,) for s in " + self.names["FOLDED_BN"] + "}"
+        if self.folded and self.stacked:
+            return "{**" + folded + ", **" + self.names["FUSED_CONVS"] + "}"
+        return folded if self.folded else self.names["FUSED_CONVS"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import io
+import re
 import subprocess
+import tokenize
 from pathlib import Path
 
 from compiler.backends.source.layout import LINE_LENGTH, forward_lines
@@ -14,6 +17,37 @@ from compiler.expr import literal
 from dsl.errors import SpecError
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+@functools.cache
+def helper_sections() -> dict[str, str]:
+    """netc's static helper code, by section (``compiler/templates/helpers.py``)."""
+    text = (TEMPLATES / "helpers.py").read_text(encoding="utf-8")
+    found = re.finditer(r"^# netc: begin (\w+)\n(.*?)^# netc: end$", text, re.DOTALL | re.MULTILINE)
+    return {match[1]: match[2].strip("\n") for match in found}
+
+
+def renamed(code: str, names: dict[str, str]) -> str:
+    """``code`` with the identifiers in ``names`` renamed; strings and comments stay."""
+    changes = {old: new for old, new in names.items() if old != new}
+    if not changes:
+        return code
+    lines = code.splitlines(keepends=True)
+    tokens = tokenize.generate_tokens(io.StringIO(code).readline)
+    edits = [t for t in tokens if t.type == tokenize.NAME and t.string in changes]
+    for token in reversed(edits):  # right to left: earlier columns stay valid
+        (row, start), (_, end) = token.start, token.end
+        line = lines[row - 1]
+        lines[row - 1] = line[:start] + changes[token.string] + line[end:]
+    return "".join(lines)
+
+
+def _helpers(plan: Plan) -> dict[str, str]:
+    """The helper sections this file holds, under the names the plan gave them."""
+    names = {name: plan.helpers.get(name, name) for name in ("ScaleShift", "scale_shift")}
+    if plan.loader is not None:
+        names["ConvSource"] = plan.loader.names["ConvSource"]
+    return {key: renamed(code, names) for key, code in helper_sections().items()}
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,6 +112,7 @@ def render(plan: Plan, source: str | None = None) -> str:
         deploy=deploy,
         aux_names=aux_names(net) if deploy else (),
         loader=loader,
+        helpers=_helpers(plan),
     )
     return text
 
