@@ -43,7 +43,7 @@ NETWORK_ATTRIBUTES = frozenset(
     {"aux_weights", "loss", "from_training_checkpoint", "load_training_checkpoint"}
 )
 
-# Module-level names of generated source (compiler/backends/source.py): no
+# Module-level names of generated source (compiler/backends/source/): no
 # block or network class may take one.
 MODULE_NAMES = frozenset({"NamedTuple", "AUX_LOSS_WEIGHTS", "AUX_HEADS", "loss"})
 

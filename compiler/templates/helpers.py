@@ -5,7 +5,7 @@ source backend copies into a generated file that needs it
 (``compiler/backends/source/render.py``); where the file had to rename one of
 the names below (a block of the same name), the copy uses the new name.
 This module is linted and type-checked like the rest of netc, and tested
-(``tests/test_source.py``), but netc never imports it: the generated files
+(``tests/test_helpers.py``), but netc never imports it: the generated files
 import torch only. ``ConvSource`` stands in for the generated file's own,
 whose defaults are the network's.
 """
