@@ -18,6 +18,7 @@ import click
 from compiler import ir
 from compiler.elaborate import Override
 from compiler.lang_cli import builtins_command, fmt_command
+from compiler.training.commands import register as register_training
 from dsl.errors import Span, SpecError, register_source
 
 COMMAND_LINE = "<command line>"
@@ -306,6 +307,11 @@ def graph(
     show_default=True,
     help="Standalone PyTorch source, or ONNX (always the deploy graph, optimised).",
 )
+@click.option(
+    "--checkpoint",
+    metavar="PATH",
+    help="Trained weights (netc train's best.pt): into the ONNX, or NAME.pt beside the source.",
+)
 @pass_options
 def compile_(
     spec: str,
@@ -313,6 +319,7 @@ def compile_(
     input_text: str | None,
     output: str | None,
     emit_kind: str,
+    checkpoint: str | None,
     deploy: bool,
     **switches: bool,
 ) -> None:
@@ -327,26 +334,49 @@ def compile_(
     target = _output_path(spec, output, f".{emit_kind}")
     passes = [p for p in built.passes if p != "drop_unused"]
     optimised = f" optimised by {'+'.join(passes)}" if passes else ""
+    state = _trained_state(checkpoint, net) if checkpoint else None
     if emit_kind == "py":
         from compiler.backends.source import emit
 
         text = emit(built, deploy=deploy)
+        if state is not None:  # the weights first: the source is the last thing written
+            from compiler.training import ship
+
+            weights = target.with_suffix(".pt")
+            _write_atomic(
+                weights, lambda tmp: ship.save_weights(net, built, state, deploy, tmp), output
+            )
         _write_atomic(target, lambda tmp: tmp.write_bytes(text.encode("utf-8")), output)
         build = f"deploy build{optimised}" if deploy else "training build"
         what = f"{net.name}, {build}, {text.count(chr(10))} lines"
+        if state is not None:
+            what += f"; trained weights in {_shown(weights)}, strict load_state_dict"
     else:
         from compiler.backends import onnx_export
 
         done = []
         _write_atomic(
-            target, lambda tmp: done.append(onnx_export.export(net, tmp, deploy=built)), output
+            target,
+            lambda tmp: done.append(onnx_export.export(net, tmp, state_dict=state, deploy=built)),
+            output,
         )
+        weights = ", trained weights" if state is not None else ""
         what = (
-            f"{net.name}, deploy graph{optimised}, opset {done[0].opset}, dynamic batch, "
+            f"{net.name}, deploy graph{optimised}{weights}, opset {done[0].opset}, dynamic batch, "
             f"{done[0].bytes / 1e6:.1f} MB; export {done[0].seconds:.1f} s"
         )
     elapsed = time.perf_counter() - start
     click.echo(f"wrote {_shown(target)} ({what}; {elapsed:.2f} s)")
+
+
+def _trained_state(path: str, net: ir.Network):
+    """A training checkpoint's weights, checked against ``net`` (compile --checkpoint)."""
+    from compiler.training import TrainingError, ship
+
+    try:
+        return ship.read_state(path, net)
+    except TrainingError as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _shown(path: Path) -> str:
@@ -412,6 +442,7 @@ def _write_atomic(target: Path, write, output: str | None) -> None:
 
 cli.add_command(builtins_command)
 cli.add_command(fmt_command)
+register_training(cli, spec_options)  # netc train, netc eval
 
 
 def main(argv: list[str] | None = None) -> int:
