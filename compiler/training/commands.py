@@ -133,7 +133,8 @@ def train_options(command):
             click.option("--resume", metavar="CHECKPOINT", help="Continue from last.pt."),
             click.option("--channels-last", is_flag=True, help="channels_last memory format."),
             click.option("--no-plot", "no_plot", is_flag=True, help="Do not write curves.png."),
-            click.option("--sync-bn", is_flag=True, help="DDP: synchronised batch norm."),
+            click.option("--sync-bn", is_flag=True, help="DDP: synchronised batch norm (CUDA)."),
+            click.option("--threads", type=click.IntRange(1), help="torch intra-op threads."),
             click.option(
                 "--nproc",
                 type=click.IntRange(1),
@@ -191,8 +192,15 @@ def register(cli: click.Group, spec_options) -> None:
             from compiler import cli as cli_module
             from compiler.training import distributed
 
-            net = _load(spec, sets, input_text)  # errors in the spec show once, here
-            del net
+            _load(spec, sets, input_text)  # errors in the spec show once, here
+            import torch
+
+            if options["sync_bn"] and not (
+                torch.cuda.is_available() and options["device"] != "cpu"
+            ):
+                raise click.UsageError(
+                    "--sync-bn needs CUDA: torch's SyncBatchNorm only works on GPU"
+                )
             args = distributed.worker_args(cli_module._argv)
             try:
                 distributed.launch(args, nproc, nnodes, node_rank, master_addr, master_port)

@@ -69,6 +69,7 @@ class Config:
     sync_bn: bool = False
     channels_last: bool = False
     device: str = "auto"
+    threads: int | None = None  # torch intra-op threads; None: torch's default
     plot: bool = True
 
     def record(self) -> dict[str, Any]:
@@ -278,6 +279,10 @@ def train(net: ir.Network, config: Config, spec_text: str = "") -> list[dict[str
 
 def _train(net, config, spec_text, ctx, build_module, count_parameters):
     report = Reporter(ctx.main)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    if config.sync_bn and ctx.world > 1 and ctx.device.type != "cuda":
+        raise TrainingError("--sync-bn needs CUDA: torch's SyncBatchNorm only works on GPU modules")
     out = Path(config.out)
     if ctx.main:
         try:
