@@ -419,6 +419,22 @@ def test_shipped_deploy_and_onnx_predict_as_trained(mini: Path, tmp_path: Path, 
         )
         == 0
     )
+    capsys.readouterr()
+    assert (
+        run(
+            "eval",
+            mini,
+            "--set",
+            "num_classes=4",
+            "--checkpoint",
+            out / "best.pt",
+            "--data",
+            "synthetic:48",
+            "--recalibrate-bn",
+        )
+        == 0
+    )
+    assert "recalibrated 5 batch norms over 48 training images" in capsys.readouterr().out
     trained = torch.load(out / "best.pt", weights_only=True)["model"]
     net = compiler.load(mini, num_classes=4)
     model = compiler.build(net).eval()

@@ -164,11 +164,33 @@ def _load(spec, sets, input_text):
     return load_network(spec, sets, input_text)
 
 
+LAUNCHER = ("nproc", "nnodes", "node_rank", "master_addr", "master_port")
+
+
+def _worker_args(ctx: click.Context) -> list[str]:
+    """The options this command was given (the --config file's included), as the
+    arguments of ``python -m compiler.training`` without the launcher's."""
+    args = [ctx.params["spec"]]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if not isinstance(param, click.Option) or param.name in LAUNCHER or value in (None, False):
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            args.append(flag)
+        else:
+            for item in value if param.multiple else (value,):
+                args += [flag, str(item)]
+    return args
+
+
 def register(cli: click.Group, spec_options) -> None:
     @cli.command()
     @spec_options
     @train_options
+    @click.pass_context
     def train(
+        ctx,
         spec,
         sets,
         input_text,
@@ -189,7 +211,6 @@ def register(cli: click.Group, spec_options) -> None:
                 raise click.UsageError("--nproc/--nnodes: this process already runs under torchrun")
             from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-            from compiler import cli as cli_module
             from compiler.training import distributed
 
             _load(spec, sets, input_text)  # errors in the spec show once, here
@@ -201,9 +222,10 @@ def register(cli: click.Group, spec_options) -> None:
                 raise click.UsageError(
                     "--sync-bn needs CUDA: torch's SyncBatchNorm only works on GPU"
                 )
-            args = distributed.worker_args(cli_module._argv)
             try:
-                distributed.launch(args, nproc, nnodes, node_rank, master_addr, master_port)
+                distributed.launch(
+                    _worker_args(ctx), nproc, nnodes, node_rank, master_addr, master_port
+                )
             except ChildFailedError as err:  # the workers printed why
                 failed = ", ".join(f"rank {r}" for r in sorted(err.failures))
                 raise click.ClickException(f"training failed ({failed})") from None

@@ -60,6 +60,11 @@ def load(text: str, shape: tuple[int, int, int], outputs: int) -> Dataset:
         data = _cifar(kind, Path(rest))
     else:
         data = _image_folder(Path(text), shape[0])
+    stored = data.train_x.shape[1]
+    if stored not in (1, shape[0]) and shape[0] != 1:
+        raise TrainingError(
+            f"--data {text} has {stored}-channel images: the network's input has {shape[0]}"
+        )
     if len(data.classes) > outputs:
         raise TrainingError(
             f"--data {text} has {len(data.classes)} classes but the network outputs {outputs} "

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 
 CPU = torch.device("cpu")
-LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--node-rank", "--master-addr", "--master-port")
 
 
 @dataclass(frozen=True)
@@ -54,22 +53,6 @@ def teardown(context: Context) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def worker_args(argv: list[str]) -> list[str]:
-    """``netc train``'s arguments without the launcher's options (and ``train`` itself)."""
-    args = list(argv)
-    if args and args[0] == "train":
-        args = args[1:]
-    out, skip = [], False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in LAUNCH_OPTIONS:
-            skip = True
-        elif not arg.startswith(tuple(f"{o}=" for o in LAUNCH_OPTIONS)):
-            out.append(arg)
-    return out
 
 
 def launch(

@@ -270,6 +270,7 @@ def train(net: ir.Network, config: Config, spec_text: str = "") -> list[dict[str
     from compiler.backends.runtime import build_module, count_parameters
 
     check(config)
+    tune_allocator()
     ctx = distributed.setup(config.device)
     try:
         return _train(net, config, spec_text, ctx, build_module, count_parameters)
