@@ -360,9 +360,9 @@ def compile_(
             lambda tmp: done.append(onnx_export.export(net, tmp, state_dict=state, deploy=built)),
             output,
         )
-        weights = ", trained weights" if state is not None else ""
+        trained = ", trained weights" if state is not None else ""
         what = (
-            f"{net.name}, deploy graph{optimised}{weights}, opset {done[0].opset}, dynamic batch, "
+            f"{net.name}, deploy graph{optimised}{trained}, opset {done[0].opset}, dynamic batch, "
             f"{done[0].bytes / 1e6:.1f} MB; export {done[0].seconds:.1f} s"
         )
     elapsed = time.perf_counter() - start

@@ -46,7 +46,8 @@ def netc_version() -> str:
 
 def rng_state() -> dict[str, Any]:
     """Every generator a training step draws from, as tensors and lists."""
-    _kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _kind, raw_keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    keys = np.asarray(raw_keys)
     py_version, py_state, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

@@ -343,9 +343,9 @@ def _evaluate(net, path, recalibrate_bn, split, source, normalize, batch_size, d
         for column in ("class", "images", "correct", "recall", "most confused with"):
             table.add_column(column, justify="right")
         for i in worst:
-            row = result.confusion[i].clone()
-            row[i] = -1
-            other = int(row.argmax())
+            counts = result.confusion[i].clone()
+            counts[i] = -1
+            other = int(counts.argmax())
             table.add_row(
                 dataset.classes[i],
                 str(int(result.confusion[i].sum())),

@@ -49,7 +49,7 @@ class Dataset:
     scale: float = 255.0
 
 
-def load(text: str, shape: tuple[int, int, int], outputs: int) -> Dataset:
+def load(text: str, shape: tuple[int, ...], outputs: int) -> Dataset:
     """The dataset ``--data`` names, checked against a network of ``outputs`` classes."""
     kind, colon, rest = text.partition(":")
     if kind == "digits" and not colon:
@@ -73,7 +73,9 @@ def load(text: str, shape: tuple[int, int, int], outputs: int) -> Dataset:
     return data
 
 
-def _split(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _split(
+    x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(_SPLIT_SEED))
     cut = len(y) - max(1, round(len(y) * _HELD_OUT))
     train, test = order[:cut].sort().values, order[cut:].sort().values
@@ -81,15 +83,17 @@ def _split(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def _digits() -> Dataset:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
     digits = load_digits()
     x = torch.from_numpy(digits.images).to(torch.uint8).unsqueeze(1)  # values 0..16
     y = torch.from_numpy(digits.target).long()
-    return Dataset("digits", *_split(x, y), tuple(map(str, digits.target_names)), scale=16.0)
+    train_x, train_y, test_x, test_y = _split(x, y)
+    names = tuple(map(str, digits.target_names))
+    return Dataset("digits", train_x, train_y, test_x, test_y, names, scale=16.0)
 
 
-def _synthetic(size: str, shape: tuple[int, int, int], outputs: int) -> Dataset:
+def _synthetic(size: str, shape: tuple[int, ...], outputs: int) -> Dataset:
     if size and not (size.isdigit() and int(size) > 0):
         raise TrainingError(f"--data synthetic:N expects a positive count, got '{size}'")
     n = int(size or 256)
@@ -165,7 +169,7 @@ def _cifar(kind: str, path: Path) -> Dataset:
             if "data" not in batch or label_key not in batch:
                 raise TrainingError(f"{file}: not a {kind} batch (no 'data' or '{label_key}')")
             data = torch.as_tensor(batch["data"], dtype=torch.uint8)
-            labels = torch.as_tensor(list(batch[label_key]), dtype=torch.long)
+            labels = torch.as_tensor(batch[label_key], dtype=torch.long)
             if data.dim() != 2 or data.shape[1] != 3072 or len(labels) != len(data):
                 raise TrainingError(f"{file}: expected N x 3072 bytes and N labels")
             xs.append(data.view(-1, 3, 32, 32))
@@ -192,14 +196,12 @@ def _image_folder(path: Path, channels: int) -> Dataset:
             f"--data {path}: no such folder (expected digits, synthetic[:N], cifar10:PATH, "
             "cifar100:PATH or an image folder)"
         )
-    splits = [
-        path / "train",
-        next((path / s for s in ("test", "val") if (path / s).is_dir()), None),
-    ]
-    if splits[0].is_dir() and splits[1] is not None:
-        classes = sorted(d.name for d in splits[0].iterdir() if d.is_dir())
-        train_x, train_y = _read_images(splits[0], classes, channels)
-        test_x, test_y = _read_images(splits[1], classes, channels)
+    train = path / "train"
+    test = next((path / s for s in ("test", "val") if (path / s).is_dir()), None)
+    if train.is_dir() and test is not None:
+        classes = sorted(d.name for d in train.iterdir() if d.is_dir())
+        train_x, train_y = _read_images(train, classes, channels)
+        test_x, test_y = _read_images(test, classes, channels)
     else:
         classes = sorted(d.name for d in path.iterdir() if d.is_dir())
         train_x, train_y, test_x, test_y = _split(*_read_images(path, classes, channels))
@@ -221,12 +223,12 @@ def _read_images(
         files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for file in files:
             try:
-                with Image.open(file) as image:
-                    image = image.convert(mode)
-                    size = size or image.size
-                    if image.size != size:
-                        image = image.resize(size, Image.Resampling.BILINEAR)
-                    array = np.asarray(image, dtype=np.uint8)
+                with Image.open(file) as opened:
+                    image = opened.convert(mode)
+                size = size or image.size
+                if image.size != size:
+                    image = image.resize(size, Image.Resampling.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
             except (OSError, UnidentifiedImageError) as err:
                 raise TrainingError(f"{file}: cannot read the image ({err})") from None
             images.append(
@@ -261,7 +263,7 @@ def parse_normalize(
 class Pipeline:
     """A batch of stored images to the network's input, with the training augmentations."""
 
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]  # C, H, W
     scale: float = 255.0
     hflip: bool = False
     crop_padding: int = 0

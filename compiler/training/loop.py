@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -144,7 +144,7 @@ class _Batches(torch.utils.data.Dataset):
 
     def __init__(self, x, y, pipeline: data.Pipeline, seed: int, rank: int):
         self.x, self.y, self.pipeline, self.seed, self.rank = x, y, pipeline, seed, rank
-        self.epoch, self.batches = 0, []
+        self.epoch, self.batches = 0, list[list[int]]()
 
     def start(self, epoch: int, batches: list[list[int]]) -> None:
         self.epoch, self.batches = epoch, batches
@@ -168,7 +168,7 @@ class Reporter:
 
         self.enabled = enabled
         self.console = Console(highlight=False)
-        self.progress = None
+        self.progress: Any = None  # a rich Progress while an epoch runs on a terminal
 
     def line(self, text: str) -> None:
         if self.enabled:
@@ -278,7 +278,14 @@ def train(net: ir.Network, config: Config, spec_text: str = "") -> list[dict[str
         distributed.teardown(ctx)
 
 
-def _train(net, config, spec_text, ctx, build_module, count_parameters):
+def _train(
+    net: ir.Network,
+    config: Config,
+    spec_text: str,
+    ctx: distributed.Context,
+    build_module: Any,
+    count_parameters: Any,
+) -> list[dict[str, Any]]:
     report = Reporter(ctx.main)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -318,8 +325,8 @@ def _train(net, config, spec_text, ctx, build_module, count_parameters):
     weights = dict(model.aux_weights)
     optimizer = make_optimizer(config, model.parameters())
     per_rank = config.batch_size // ctx.world
-    sampler = torch.utils.data.DistributedSampler(
-        range(len(dataset.train_y)),
+    sampler: torch.utils.data.DistributedSampler[int] = torch.utils.data.DistributedSampler(
+        cast(Any, range(len(dataset.train_y))),  # only its length is used
         num_replicas=ctx.world,
         rank=ctx.rank,
         shuffle=True,
@@ -458,7 +465,7 @@ def _train(net, config, spec_text, ctx, build_module, count_parameters):
         if ctx.world > 1:
             import torch.distributed as dist
 
-            rng_ranks = [None] * ctx.world
+            rng_ranks = [None] * ctx.world  # type: ignore[list-item]  # filled by all_gather
             dist.all_gather_object(rng_ranks, rng)
         if ctx.main:
             metrics.append(row)
