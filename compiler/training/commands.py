@@ -335,17 +335,17 @@ def _evaluate(net, path, recalibrate_bn, split, source, normalize, batch_size, d
             )
         console.print(table)
     else:
-        recall = result.confusion.diag()[:classes].float() / result.confusion[:classes].sum(
-            1
-        ).clamp(min=1)
-        worst = recall.argsort()[:10].tolist()
+        counts = result.confusion[:classes].sum(1)
+        recall = result.confusion.diag()[:classes].float() / counts.clamp(min=1)
+        recall[counts == 0] = float("inf")  # classes with no image in the split come last
+        worst = [i for i in recall.argsort()[:10].tolist() if counts[i] > 0]
         table = Table(title=f"confusion: the 10 worst of {classes} classes")
         for column in ("class", "images", "correct", "recall", "most confused with"):
             table.add_column(column, justify="right")
         for i in worst:
-            counts = result.confusion[i].clone()
-            counts[i] = -1
-            other = int(counts.argmax())
+            others = result.confusion[i].clone()
+            others[i] = -1
+            other = int(others.argmax())
             table.add_row(
                 dataset.classes[i],
                 str(int(result.confusion[i].sum())),
