@@ -4,15 +4,15 @@ StepLR step 1 gamma 0.7, horizontal flips, normalisation 0.5/0.5), printing the 
 table: top-1 error, top-5 error, parameters, time. Prints figures, asserts nothing.
 
     python bench/train_variants.py [--data digits|cifar10:PATH|cifar100:PATH] [--epochs N]
-        [--input 3x32x32] [--images N]
+        [--input 3x32x32] [--only NAME ...]
 
 The depth variants are the seed's that a spec can state exactly: Short keeps a3 b3 a4 d4
 e4 a5 b5 (5,271,652 parameters at 100 classes, as the seed says) and Short2 a3 b3 a4 a5
 b5 (3,523,556, as the seed says; a3 b3 a4 e4 b5 gives the same count); which blocks the seed's Long, Short3 and Short4 kept is
 not said, and no removal of blocks from GoogLeNet gives their parameter counts, so they
 are left out. Parameters are printed for the classes of the data (digits and CIFAR-10:
-10). On digits, --input 3x32x32 (the specs' own) is the default: slow on a CPU, so the
-training split can be cut with --images.
+10). --input 3x32x32 (the specs' own) is the default: slow on a CPU, where --input 3x8x8
+(digits' own size) is the short setting.
 """
 
 from __future__ import annotations
