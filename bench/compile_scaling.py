@@ -15,6 +15,12 @@ Growth should be linear (the per-block column flat) and check under 1 s at
 1,000 blocks::
 
     python3 bench/compile_scaling.py [--sizes 10 100 1000] [--repeat 3]
+
+``--chain 1000 10000 100000`` times instead a flat chain of that many layers
+(1x1 convolutions and ReLUs on a 1x4x4 input), each command in a fresh
+process (wall time, start-up included): ``netc check``, ``netc summary``,
+``netc compile`` and ``netc compile --emit onnx`` (``--no-onnx`` to skip it).
+The per-1,000-layers columns should stay flat.
 """
 
 from __future__ import annotations
@@ -77,11 +83,44 @@ def netc_check(path: Path) -> float:
     return int(re.search(r"\((\d+) ms\)", done.stdout).group(1)) / 1e3
 
 
+def chain_text(layers: int) -> str:
+    lines = ["network Chain() {", "    input 1x4x4"]
+    lines += [f"    r{i} = relu" if i % 2 else f"    c{i} = conv(1, 1)" for i in range(layers)]
+    return "\n".join([*lines, "}", ""])
+
+
+def chains(sizes: list[int], onnx: bool) -> None:
+    commands = {"check": ["check"], "summary": ["summary"], "compile": ["compile", "-o", "out.py"]}
+    if onnx:
+        commands["onnx"] = ["compile", "--emit", "onnx", "-o", "out.onnx"]
+    print(f"{'layers':>7}  " + "  ".join(f"{name:>8}  {'/1k':>6}" for name in commands))
+    with tempfile.TemporaryDirectory() as tmp:
+        for layers in sizes:
+            path = Path(tmp) / f"chain{layers}.net"
+            path.write_text(chain_text(layers), encoding="utf-8")
+            cells = []
+            for argv in commands.values():
+                start = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "compiler.cli", argv[0], str(path), *argv[1:]],
+                    check=True, capture_output=True, cwd=tmp,
+                    env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+                )
+                seconds = time.perf_counter() - start
+                cells.append(f"{seconds:7.2f}s  {seconds / layers * 1e3:5.2f}s")
+            print(f"{layers:7d}  " + "  ".join(cells), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chain", nargs="+", type=int, help="time flat chains of these lengths")
+    parser.add_argument("--no-onnx", action="store_true", help="with --chain: skip the ONNX export")
     args = parser.parse_args()
+    if args.chain:
+        chains(args.chain, onnx=not args.no_onnx)
+        return
     try:
         from compiler.backends.source import emit
     except ImportError:

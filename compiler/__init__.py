@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler import ir
+from compiler.budgets import Budget
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,24 +27,30 @@ if TYPE_CHECKING:
     from compiler.elaborate import Override
     from dsl import SpecError
 
-__all__ = ["SpecError", "build", "ir", "load"]
+__all__ = ["Budget", "SpecError", "build", "ir", "load"]
 
 
 def load(
     path: str | Path,
     input_shape: tuple[int, int, int] | None = None,
     overrides: Sequence[Override] = (),
+    *,
+    budget: Budget | None = None,
     **params: Any,
 ) -> ir.Network:
-    """Parse, elaborate and shape-check a spec; ``params`` override its parameters."""
+    """Parse, elaborate and shape-check a spec; ``params`` override its parameters.
+
+    ``budget`` (``compiler.Budget(max_params=..., ...)``) bounds what the spec may
+    ask for; the defaults refuse anything that would need tens of gigabytes."""
     from compiler.elaborate import Override
     from compiler.elaborate import elaborate as _elaborate  # keeps compiler.elaborate the module
     from dsl import load as load_files
 
+    budget = budget or Budget()
     with no_gc():
-        files = load_files(path)
+        files = load_files(path, max_bytes=budget.max_file_size or 2**62)
         extra = [Override(name, value) for name, value in params.items()]
-        return _elaborate(files, [*overrides, *extra], input_shape)
+        return _elaborate(files, [*overrides, *extra], input_shape, budget=budget)
 
 
 @contextmanager

@@ -6,9 +6,14 @@ message and the command exits with status 1; no traceback reaches the user.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import gc
 import json
+import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -16,12 +21,14 @@ from pathlib import Path
 import click
 
 from compiler import ir
+from compiler.budgets import DEFAULT, WORDS, Budget, flag
 from compiler.elaborate import Override
 from compiler.lang_cli import builtins_command, fmt_command
 from compiler.training.commands import register as register_training
 from dsl.errors import Span, SpecError, register_source
 
 COMMAND_LINE = "<command line>"
+_budget: Budget = DEFAULT  # set from the --max-* options of the command being run
 _argv: list[str] = []
 
 
@@ -61,7 +68,11 @@ def _input_shape(text: str | None) -> tuple[int, int, int] | None:
     if text is None:
         return None
     parts = text.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts) or 0 in map(int, parts):
+    if (
+        len(parts) != 3
+        or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts)
+        or 0 in map(int, parts)
+    ):
         raise SpecError(
             f"--input expects channels x height x width, got '{text}'",
             _command_line_span(text),
@@ -71,7 +82,9 @@ def _input_shape(text: str | None) -> tuple[int, int, int] | None:
     return (c, h, w)
 
 
-def load_network(spec: str, sets: tuple[str, ...], input_text: str | None) -> ir.Network:
+def load_network(
+    spec: str, sets: tuple[str, ...], input_text: str | None, budget: Budget | None = None
+) -> ir.Network:
     from compiler import load
 
     # The IR lives as long as this process: frozen, the cyclic garbage collector
@@ -79,10 +92,27 @@ def load_network(spec: str, sets: tuple[str, ...], input_text: str | None) -> ir
     # 1,000-block spec; bench/compile_scaling.py).
     gc.disable()
     try:
-        return load(spec, _input_shape(input_text), _overrides(sets))
+        return load(spec, _input_shape(input_text), _overrides(sets), budget=budget or _budget)
     finally:
         gc.freeze()
         gc.enable()
+
+
+def _budget_options(command):
+    """One ``--max-<what>`` option per budget (compiler.budgets), for ``load_network``."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        global _budget
+        _budget = DEFAULT.replace(**{field: kwargs.pop(field) for field in WORDS})
+        return command(*args, **kwargs)
+
+    for field in reversed(WORDS):
+        wrapper = click.option(
+            flag(field), field, type=click.IntRange(0), metavar="N",
+            help=f"Budget: at most N {WORDS[field]} [default: {getattr(DEFAULT, field):,}; 0: none].",
+        )(wrapper)
+    return wrapper
 
 
 def spec_options(command):
@@ -93,7 +123,7 @@ def spec_options(command):
         "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Override a network parameter."
     )(command)
     command = click.argument("spec", type=click.Path(dir_okay=False))(command)
-    return command
+    return _budget_options(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -387,57 +417,116 @@ def _shown(path: Path) -> str:
 
 
 def _output_path(spec: str, output: str | None, suffix: str) -> Path:
-    """Where compile writes: ``output`` (a file, or an existing folder), else ./<spec stem>."""
+    """Where compile writes: ``output`` (a file, or an existing folder), else ./<spec stem>.
+
+    Never anything but a regular file that may be written (not a FIFO, a device or a
+    symlink: they would be replaced by a file), and never the spec or a file it imports."""
     span = _command_line_span(output) if output is not None else None
     name = Path(spec).stem + suffix
-    if output is None:
-        target = Path.cwd() / name
-    else:
-        target = Path(output)
+    try:
+        if output is None:
+            target = Path.cwd() / name
+        else:
+            target = Path(output)
+            if target.is_dir():
+                target = target / name
+            elif output.endswith(("/", "\\")):
+                raise SpecError(f"output folder {output} does not exist", span)
+        folder = target.parent
+        if not folder.is_dir():
+            problem = "is not a folder" if folder.exists() else "does not exist"
+            raise SpecError(f"output folder {folder} {problem}", span, hint="create it first")
+        if target.is_symlink():
+            raise SpecError(f"cannot write {target}: it is a symbolic link", span,
+                            hint="give the path of the file it points to, or another name")
         if target.is_dir():
-            target = target / name
-        elif output.endswith(("/", "\\")):
-            raise SpecError(f"output folder {output} does not exist", span)
-    folder = target.parent
-    if not folder.is_dir():
-        problem = "is not a folder" if folder.exists() else "does not exist"
-        raise SpecError(f"output folder {folder} {problem}", span, hint="create it first")
-    if target.is_dir():
-        raise SpecError(f"cannot write {target}: it is a folder", span)
-    if target.resolve() == Path(spec).resolve():
-        raise SpecError(f"cannot write {target}: it is the spec itself", span)
-    return target.absolute()
+            raise SpecError(f"cannot write {target}: it is a folder", span)
+        if target.exists():
+            if not target.is_file():
+                raise SpecError(
+                    f"cannot write {target}: it is not a regular file (a FIFO, a socket or a device)",
+                    span,
+                )
+            if not target.stat().st_mode & 0o222 or not os.access(target, os.W_OK):
+                raise SpecError(f"cannot write {target}: it is read-only", span,
+                                hint="make it writable first, or choose another name")
+        from dsl import loader
+
+        resolved = target.resolve()
+        if resolved == Path(spec).resolve():
+            raise SpecError(f"cannot write {target}: it is the spec itself", span)
+        if resolved in loader.loaded:
+            raise SpecError(f"cannot write {target}: the spec imports it", span)
+        return target.absolute()
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise SpecError("cannot write the output: its file name is too long", span) from None
+        where = "the working folder was deleted" if isinstance(err, FileNotFoundError) else err.strerror
+        raise SpecError(f"cannot write the output: {where or err}", span) from None
+
+
+# Temporary files being written; the signal handler removes them before the process ends.
+_TEMPORARY: set[str] = set()
+
+
+def _on_signal(signum, frame) -> None:
+    for name in list(_TEMPORARY):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+    _TEMPORARY.clear()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # end as the signal says (exit status, core policy)
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals():
+    signals = [signal.SIGINT, signal.SIGTERM, *[getattr(signal, n) for n in ("SIGHUP",) if hasattr(signal, n)]]
+    try:
+        previous = {s: signal.signal(s, _on_signal) for s in signals}
+    except ValueError:  # not the main thread: no handlers, the except clauses still clean up
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _write_atomic(target: Path, write, output: str | None) -> None:
     """Write through a temporary file in the target's folder, then rename it over the
-    target: a failure at any point leaves no partial file and an existing target as it was."""
-    import os
-    import tempfile
+    target: a failure or a signal (SIGINT, SIGTERM, SIGHUP) at any point leaves no
+    temporary file and an existing target as it was."""
+    import secrets
 
     span = _command_line_span(output) if output is not None else None
-    try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as err:
-        raise SpecError(f"cannot write to folder {target.parent}: {err.strerror}", span) from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        if target.exists():
-            mode = target.stat().st_mode & 0o777
-        else:
-            umask = os.umask(0o022)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise SpecError(f"cannot write {target}: {err.strerror or err}", span) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _cleanup_on_signals():
+        name = str(target.parent / f".{target.name[:200]}.{secrets.token_hex(4)}.tmp")
+        _TEMPORARY.add(name)  # before it exists: a signal from here on removes it
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as err:
+            _TEMPORARY.discard(name)
+            raise SpecError(f"cannot write to folder {target.parent}: {err.strerror}", span) from None
+        tmp = Path(name)
+        try:
+            write(tmp)
+            if target.exists():
+                mode = target.stat().st_mode & 0o777
+            else:
+                umask = os.umask(0o022)
+                os.umask(umask)
+                mode = 0o666 & ~umask
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise SpecError(f"cannot write {target}: {err.strerror or err}", span) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            _TEMPORARY.discard(name)
 
 
 cli.add_command(builtins_command)

@@ -22,6 +22,7 @@ from typing import Any
 from compiler import builtins as bi
 from compiler import expr as ex
 from compiler import ir, ops, shapes, symbolic
+from compiler.budgets import Budget, Meter
 from compiler.names import check_identifier
 from compiler.symbolic import Sym, binop, neg
 from dsl import ast
@@ -39,6 +40,7 @@ _BLOCK_RANGES = {
     and not arg.inferred
     and (arg.min, arg.max) != (None, None)
 }
+_INT_LIMIT = 2**63  # integers stay 64-bit: every backend, and torch, takes them
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,18 @@ def elaborate(
     overrides: Sequence[Override] = (),
     input_shape: tuple[int, int, int] | None = None,
     input_span: Span | None = None,
+    budget: Budget | None = None,
 ) -> ir.Network:
-    """The root file's network (the last file), fully elaborated and shape-checked."""
-    return _Elaborator(files).network(files[-1], list(overrides), input_shape, input_span)
+    """The root file's network (the last file), fully elaborated and shape-checked
+    within ``budget`` (``compiler.budgets``)."""
+    elaborator = _Elaborator(files)
+    elaborator.meter = Meter(budget)
+    return elaborator.network(files[-1], list(overrides), input_shape, input_span)
 
 
 class _Elaborator:
+    meter = Meter(None)
+
     def __init__(self, files: list[ast.SpecFile]):
         self.blocks: dict[str, ast.BlockDef] = {}
         for spec in files:
@@ -268,10 +276,12 @@ class _Elaborator:
         nodes: list[ir.Node] = []
         taps: dict[str, Tensor] = {}
         names: dict[str, Span] = {}
+        previous = None
 
         def claim(name: str | None, span: Span | None) -> None:
             # Optional in the AST's types; the grammar gives every branch a name.
             assert name is not None and span is not None
+            self.meter.name(name, span)
             check_identifier(name, span, "layer")
             if name in names:
                 raise SpecError(f"duplicate name '{name}' (first used at {names[name]})", span)
@@ -296,6 +306,8 @@ class _Elaborator:
                 continue
             if stmt.name is not None:
                 claim(stmt.name, stmt.name_span)
+            _missing_arrow(stmt, previous, self.blocks)
+            previous = stmt
             guard = self._guard(stmt, env, network)
             new, tensor = self._layer_stmt(stmt, env, tensor, guard)
             nodes.extend(new)
@@ -458,6 +470,7 @@ class _Elaborator:
             out_shape, params, macs = shapes.infer(op, tensor.shape)
         except shapes.ShapeError as err:
             raise SpecError(str(err), call.span, hint=err.hint) from None
+        self.meter.layer(params, macs, out_shape, call.span)
         if spec.produces:
             channels = symbolic.folded(given[spec.produces])
         elif op.op == "flatten":
@@ -488,6 +501,8 @@ class _Elaborator:
         if definition.name in self.stack:
             cycle = " -> ".join([*self.stack[self.stack.index(definition.name) :], definition.name])
             raise SpecError(f"block '{definition.name}' calls itself: {cycle}", call.span)
+        self.meter.depth(len(self.stack) + 1, call.span, [*self.stack, definition.name])
+        self.meter.expansion(self._size(definition), call.span, f"{name} = {definition.name}(...)")
         decls = self._params(definition)
         specs = tuple(
             bi.ArgSpec(d.name, d.type, bi.REQUIRED if d.default is None else d.default)
@@ -525,6 +540,30 @@ class _Elaborator:
             channels_expr=channels.tree,
         )
         return node, Tensor(out.shape, channels)
+
+    def _size(self, definition: ast.BlockDef) -> int:
+        """How many layers a call of ``definition`` expands to (its body's layer calls,
+        block calls counted by their own size): known before expanding anything, so
+        a block calling a block twice, twenty levels down, is refused at once."""
+        sizes: dict[str, int] = self.__dict__.setdefault("_sizes", {})
+        todo = [definition]
+        while todo:
+            current = todo[-1]
+            if current.name in sizes:
+                todo.pop()
+                continue
+            calls = [c for stmt in current.body for c in _calls(stmt)]
+            pending = [
+                self.blocks[c.name]
+                for c in calls
+                if c.name in self.blocks and c.name not in sizes and self.blocks[c.name] not in todo
+            ]
+            if pending:
+                todo.extend(pending)
+                continue
+            sizes[current.name] = sum(sizes.get(c.name, 0) if c.name in self.blocks else 1 for c in calls)
+            todo.pop()
+        return sizes[definition.name]
 
     def _bind(
         self,
@@ -705,10 +744,40 @@ def _signature(name: str, specs: tuple[bi.ArgSpec, ...]) -> str:
 
 
 def _finite(sym: Sym, span: Span) -> Sym:
-    """Floats too large for a double (1e999) become inf: no layer, and no Python source, takes that."""
-    if isinstance(sym.value, float) and not math.isfinite(sym.value):
+    """Floats too large for a double (1e999) become inf: no layer, and no Python source,
+    takes that; integers stay within 64 bits."""
+    value = sym.value
+    if isinstance(value, float) and not math.isfinite(value):
         raise SpecError("number out of range: it overflows a 64-bit float", span)
+    if isinstance(value, int) and not -_INT_LIMIT <= value < _INT_LIMIT:
+        raise SpecError("number out of range: it overflows a 64-bit integer", span)
     return sym
+
+
+def _calls(stmt: ast.Stmt) -> list[ast.Call]:
+    if isinstance(stmt, ast.LayerStmt):
+        return list(stmt.chain)
+    if isinstance(stmt, ast.ConcatStmt):
+        return [c for branch in stmt.branches for c in branch.chain]
+    return []
+
+
+def _missing_arrow(stmt: ast.LayerStmt, previous: ast.Stmt | None, blocks: Mapping) -> None:
+    """An unnamed layer with weights (or block) right after another statement on its
+    line is a chain missing its ``->``, not a layer missing its name."""
+    if stmt.name is not None or previous is None or previous.span.end_line != stmt.span.line:
+        return
+    call = stmt.chain[0]
+    if call.name in blocks or call.name in _WEIGHTED:
+        before = previous.chain[-1].name if isinstance(previous, ast.LayerStmt) else "concat"
+        raise SpecError(
+            f"missing '->' between '{before}' and '{call.name}'",
+            Span(call.span.file, call.span.line, call.span.column, call.span.line, call.span.column + 1),
+            hint=f"a chain is written `{before}(...) -> {call.name}(...)`",
+        )
+
+
+_WEIGHTED = {name for name, b in bi.BUILTINS.items() if b.inferred}  # conv, batchnorm, linear
 
 
 def _number(sym: Sym, span: Span, op: str) -> None:
@@ -782,11 +851,17 @@ def _override_value(override: Override, type_: str) -> Any:
     if isinstance(value, str) and type_ != "str":
         value = _parse_override(value, type_, override)
     span = override.value_span or override.span
-    return _coerce(Sym.const(value), type_, span, f"parameter '{override.name}'").value
+    sym = _finite(Sym.const(value), span) if isinstance(value, (int, float)) else Sym.const(value)
+    return _coerce(sym, type_, span, f"parameter '{override.name}'").value
 
 
 def _parse_override(text: str, type_: str, override: Override) -> Any:
     try:
+        if type_ == "int" and len(text.strip().lstrip("+-").lstrip("0")) > 19:
+            raise SpecError(
+                f"parameter '{override.name}' is out of range: {len(text):,} digits",
+                override.value_span or override.span,
+            )
         if type_ == "int":
             return int(text)
         if type_ == "float":

@@ -57,21 +57,31 @@ class SpecError(Exception):
         return self.render()
 
 
+WINDOW = 100  # columns of a long source line shown around the caret
+
+
 def _excerpt(span: Span) -> list[str]:
     text = _SOURCES.get(span.file)
     if text is None:
         return []
-    source_lines = text.splitlines()
-    if not 1 <= span.line <= len(source_lines):
+    # Lines as the parser counts them: only "\n" ends one (not a form feed or U+2028).
+    lines = text.split("\n")
+    if not 1 <= span.line <= len(lines):
         return []
-    line = source_lines[span.line - 1].expandtabs(1)
+    line = lines[span.line - 1].rstrip("\r")
+    line = "".join(c if c.isprintable() or c == "\t" else " " for c in line).expandtabs(1)
     end = span.end_column if span.end_line == span.line else len(line) + 1
-    width = max(1, min(end, len(line) + 1) - span.column)
+    column = min(max(span.column, 1), len(line) + 1)
+    width = max(1, min(end, len(line) + 1) - column)
+    if len(line) > WINDOW:  # a window around the caret, marked where it was cut
+        start = max(0, min(column - 1 - WINDOW // 2, len(line) - WINDOW))
+        shown = line[start : start + WINDOW]
+        left, right = ("..." if start else ""), ("..." if start + WINDOW < len(line) else "")
+        line = left + shown + right
+        column = column - start + len(left)
+        width = max(1, min(width, WINDOW - (column - 1 - len(left))))
     gutter = f"{span.line:>5} | "
-    return [
-        f"{gutter}{line}",
-        " " * (len(gutter) - 2) + "| " + " " * (span.column - 1) + "^" * width,
-    ]
+    return [f"{gutter}{line}", " " * (len(gutter) - 2) + "| " + " " * (column - 1) + "^" * width]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:

@@ -11,7 +11,13 @@ from dataclasses import replace
 from functools import lru_cache
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from dsl import ast
 from dsl.errors import Span, SpecError, register_source
@@ -40,6 +46,13 @@ _TERMINAL_WORDS = {
 }
 _OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "__ANON_1"}
 
+
+# Integers have at most this many digits (a 64-bit integer has 19): longer ones are
+# refused at the literal, before Python converts them (it refuses past 4,300).
+MAX_DIGITS = 19
+# The syntax tree nests at most this deep (an expression like 1+1+...+1 nests one
+# level per term): deeper is refused with a position, not with a RecursionError.
+MAX_DEPTH = 120
 
 # Comments are ignored by the grammar but collected here, for doc strings.
 _comments: list[Token] = []
@@ -91,7 +104,12 @@ def _expected(expected: set[str]) -> str:
 def parse(text: str, path: str) -> ast.SpecFile:
     """Parse one spec file's text; raise ``SpecError`` on any syntax error."""
     tree, comments = parse_tree(text, path)
-    spec = _ToAst(path, _doc_comments(comments, text)).transform(tree)
+    try:
+        spec = _ToAst(path, _doc_comments(comments, text)).transform(tree)
+    except VisitError as err:  # a SpecError raised by a rule (an integer too large)
+        if isinstance(err.orig_exc, SpecError):
+            raise err.orig_exc from None
+        raise
     return replace(spec, doc=_file_doc(comments, text, spec))
 
 
@@ -104,7 +122,33 @@ def parse_tree(text: str, path: str) -> tuple[Tree, list[Token]]:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, path) from None
+    _check_depth(tree, path)
     return tree, list(_comments)
+
+
+def _check_depth(tree: Tree, path: str) -> None:
+    """Refuse a tree nested deeper than ``MAX_DEPTH`` (walked without recursion)."""
+    todo = [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            line, column = getattr(node.meta, "line", 1), getattr(node.meta, "column", 1)
+            raise SpecError(
+                f"nested too deeply: more than {MAX_DEPTH} levels of expressions",
+                Span(path, line, column, line, column + 1),
+                hint="split the expression, or give a parameter the value",
+            )
+        todo.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
+def _integer(token: Token, path: str) -> int:
+    digits = str(token)
+    if len(digits.lstrip("0")) > MAX_DIGITS:
+        raise SpecError(
+            f"integer too large: {len(digits):,} digits (at most {MAX_DIGITS})",
+            _tspan(path, token),
+        )
+    return int(digits)
 
 
 def _own_line(comment: Token, text: str) -> bool:
@@ -234,7 +278,7 @@ class _ToAst(Transformer):
 
     # -- expressions
     def int(self, meta, children):
-        return ast.Literal(int(children[0]), _span(self.path, meta))
+        return ast.Literal(_integer(children[0], self.path), _span(self.path, meta))
 
     def float(self, meta, children):
         return ast.Literal(float(children[0]), _span(self.path, meta))
@@ -306,7 +350,10 @@ class _ToAst(Transformer):
         return ast.ConcatStmt(tuple(children), _span(self.path, meta))
 
     def input_stmt(self, meta, children):
-        c, h, w = (int(v) for v in str(children[0]).split("x"))
+        token = children[0]
+        if len(str(token)) > 3 * MAX_DIGITS + 2:
+            raise SpecError(f"input shape too large: {str(token)[:40]}...", _tspan(self.path, token))
+        c, h, w = (int(v) for v in str(token).split("x"))
         return ast.InputStmt((c, h, w), _span(self.path, meta))
 
     def aux_stmt(self, meta, children):

@@ -28,6 +28,7 @@ from typing import Any
 from compiler import ir
 
 OPSET = 18
+PROTOBUF_LIMIT = 2**31 - 1  # bytes: one ONNX file (a protobuf message) cannot be larger
 INPUT = "input"
 OUTPUT = "output"
 
@@ -59,6 +60,23 @@ def _quiet():
             logger.setLevel(level)
 
 
+def _check_size(net: ir.Network) -> None:
+    """Refuse, before anything is built, a model whose float32 weights alone pass protobuf's 2 GB."""
+    from dsl.errors import SpecError
+
+    from dsl.errors import Span
+
+    weights = 4 * ir.total_params(net.body)
+    if weights > PROTOBUF_LIMIT - 2**24:  # headroom for the graph itself
+        at = net.span
+        raise SpecError(
+            f"network {net.name} has {weights / 1e9:.1f} GB of float32 weights: more than one "
+            "ONNX file can hold (2 GB, protobuf's limit)",
+            Span(at.file, at.line, at.column, at.end_line, at.end_column),
+            hint="export a smaller variant (--set), or compile to PyTorch source instead",
+        )
+
+
 def export(
     net: ir.Network,
     path: str | Path,
@@ -75,6 +93,7 @@ def export(
     training build (aux heads' keys dropped, every other key must fit) or, without
     one, from the spec's initialisation under ``torch.manual_seed(seed)``.
     """
+    _check_size(deploy or net)
     import onnx
     import torch
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compiler import ir, ops
+from compiler import ir, ops, shapes
 from compiler.shapes import conv_out, pool_out
 
 
@@ -150,13 +150,14 @@ class FusedConv2d(nn.Conv2d):
             bias=op.bias,
         )
         self.relu = op.relu
+        self._onednn = not shapes.onednn_unsafe(op)  # that kernel crashes on some shapes
         self._packed: tuple[tuple, torch.Tensor] | None = None
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", relu=True" if self.relu else "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.padding, tuple) and _plain_tensors_only(x):
+        if isinstance(self.padding, tuple) and self._onednn and _plain_tensors_only(x):
             size = [
                 conv_out(n, k, s, p, d)
                 for n, k, s, p, d in zip(

@@ -20,7 +20,6 @@ This module imports nothing beyond Pydantic.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -269,7 +268,7 @@ def pool_out(
     """PyTorch's pooling size, including the ceil_mode rule that the last
     window must start inside the input (or its left padding)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (math.ceil(span / stride) if ceil_mode else span // stride) + 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1  # exact for any size
     if ceil_mode and (out - 1) * stride >= size + padding:
         out -= 1
     return out

@@ -21,6 +21,14 @@ from compiler.names import MODULE_NAMES, RESERVED, Namespace
 HELPERS = {"ScaleShift": "class", "scale_shift": "function"}
 
 
+def _spec_names(net: ir.Network) -> set[str]:
+    """Every parameter and layer name of the spec (blocks, branches and aux heads included)."""
+    names = {p.name for p in net.params} | {p.name for b in net.blocks.values() for p in b.params}
+    nodes = (*net.body, *(head.head for head in net.aux))
+    names.update(node.name for _, node, _ in ir.walk(nodes) if node.name)
+    return names
+
+
 @dataclass
 class Plan:
     net: ir.Network
@@ -41,7 +49,9 @@ class Plan:
     @classmethod
     def start(cls, net: ir.Network, deploy: bool) -> Plan:
         taken = {*MODULE_NAMES, *RESERVED, *net.blocks, net.name}
-        names = Namespace({*taken, *dir(builtins)})
+        # Helpers netc adds (ScaleShift, scale_shift, OrderedDict, ...) also avoid every
+        # name the spec brings in: a parameter or a forward local of that name would hide them.
+        names = Namespace({*taken, *dir(builtins), *_spec_names(net)})
         return cls(net, deploy, () if deploy else net.aux, taken, names)
 
     def module_name(self, candidate: str) -> str:
