@@ -47,7 +47,7 @@ class Campaign:
         self.failures: dict[str, list[tuple[int, str]]] = collections.defaultdict(list)
         self.lock = threading.Lock()
         self.done = 0
-        self.log = open(args.failures, "w", encoding="utf-8") if args.failures else None
+        self.log = open(args.failures, "w", encoding="utf-8") if args.failures else None  # noqa: SIM115 -- open for the whole campaign
 
     def record(self, index: int, kind: str, detail: str, origin: str) -> None:
         with self.lock:

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compiler import ir
-from compiler.budgets import Budget
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from compiler.budgets import Budget
     from compiler.elaborate import Override
     from dsl import SpecError
 
@@ -42,6 +42,7 @@ def load(
 
     ``budget`` (``compiler.Budget(max_params=..., ...)``) bounds what the spec may
     ask for; the defaults refuse anything that would need tens of gigabytes."""
+    from compiler.budgets import Budget
     from compiler.elaborate import Override
     from compiler.elaborate import elaborate as _elaborate  # keeps compiler.elaborate the module
     from dsl import load as load_files
@@ -85,4 +86,8 @@ def __getattr__(name: str) -> Any:
         from dsl import SpecError
 
         return SpecError
+    if name == "Budget":  # the resource budgets, likewise
+        from compiler.budgets import Budget
+
+        return Budget
     raise AttributeError(f"module 'compiler' has no attribute {name!r}")

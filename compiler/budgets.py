@@ -14,7 +14,6 @@ expression depth) live in ``dsl`` and are passed through from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when needed: importing compiler imports no front end
@@ -108,7 +107,11 @@ class Meter:
     def depth(self, depth: int, span: Span | None, chain: list[str]) -> None:
         limit = self._limit("max_depth")
         if limit and depth > limit:
-            shown = " -> ".join(chain[:3] + ["..."] + chain[-2:]) if len(chain) > 6 else " -> ".join(chain)
+            shown = (
+                " -> ".join(chain[:3] + ["..."] + chain[-2:])
+                if len(chain) > 6
+                else " -> ".join(chain)
+            )
             raise over("max_depth", depth, limit, span, f"blocks nested too deeply ({shown})")
 
     def name(self, name: str, span: Span | None) -> None:

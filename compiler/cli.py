@@ -109,7 +109,10 @@ def _budget_options(command):
 
     for field in reversed(WORDS):
         wrapper = click.option(
-            flag(field), field, type=click.IntRange(0), metavar="N",
+            flag(field),
+            field,
+            type=click.IntRange(0),
+            metavar="N",
             help=f"Budget: at most N {WORDS[field]} [default: {getattr(DEFAULT, field):,}; 0: none].",
         )(wrapper)
     return wrapper
@@ -437,8 +440,11 @@ def _output_path(spec: str, output: str | None, suffix: str) -> Path:
             problem = "is not a folder" if folder.exists() else "does not exist"
             raise SpecError(f"output folder {folder} {problem}", span, hint="create it first")
         if target.is_symlink():
-            raise SpecError(f"cannot write {target}: it is a symbolic link", span,
-                            hint="give the path of the file it points to, or another name")
+            raise SpecError(
+                f"cannot write {target}: it is a symbolic link",
+                span,
+                hint="give the path of the file it points to, or another name",
+            )
         if target.is_dir():
             raise SpecError(f"cannot write {target}: it is a folder", span)
         if target.exists():
@@ -448,8 +454,11 @@ def _output_path(spec: str, output: str | None, suffix: str) -> Path:
                     span,
                 )
             if not target.stat().st_mode & 0o222 or not os.access(target, os.W_OK):
-                raise SpecError(f"cannot write {target}: it is read-only", span,
-                                hint="make it writable first, or choose another name")
+                raise SpecError(
+                    f"cannot write {target}: it is read-only",
+                    span,
+                    hint="make it writable first, or choose another name",
+                )
         from dsl import loader
 
         resolved = target.resolve()
@@ -461,7 +470,9 @@ def _output_path(spec: str, output: str | None, suffix: str) -> Path:
     except OSError as err:
         if err.errno == errno.ENAMETOOLONG:
             raise SpecError("cannot write the output: its file name is too long", span) from None
-        where = "the working folder was deleted" if isinstance(err, FileNotFoundError) else err.strerror
+        where = (
+            "the working folder was deleted" if isinstance(err, FileNotFoundError) else err.strerror
+        )
         raise SpecError(f"cannot write the output: {where or err}", span) from None
 
 
@@ -480,7 +491,11 @@ def _on_signal(signum, frame) -> None:
 
 @contextlib.contextmanager
 def _cleanup_on_signals():
-    signals = [signal.SIGINT, signal.SIGTERM, *[getattr(signal, n) for n in ("SIGHUP",) if hasattr(signal, n)]]
+    signals = [
+        signal.SIGINT,
+        signal.SIGTERM,
+        *[getattr(signal, n) for n in ("SIGHUP",) if hasattr(signal, n)],
+    ]
     try:
         previous = {s: signal.signal(s, _on_signal) for s in signals}
     except ValueError:  # not the main thread: no handlers, the except clauses still clean up
@@ -491,6 +506,10 @@ def _cleanup_on_signals():
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _create_temporary(name: str) -> None:
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _write_atomic(target: Path, write, output: str | None) -> None:
@@ -504,10 +523,12 @@ def _write_atomic(target: Path, write, output: str | None) -> None:
         name = str(target.parent / f".{target.name[:200]}.{secrets.token_hex(4)}.tmp")
         _TEMPORARY.add(name)  # before it exists: a signal from here on removes it
         try:
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            _create_temporary(name)
         except OSError as err:
             _TEMPORARY.discard(name)
-            raise SpecError(f"cannot write to folder {target.parent}: {err.strerror}", span) from None
+            raise SpecError(
+                f"cannot write to folder {target.parent}: {err.strerror}", span
+            ) from None
         tmp = Path(name)
         try:
             write(tmp)

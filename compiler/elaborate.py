@@ -561,7 +561,9 @@ class _Elaborator:
             if pending:
                 todo.extend(pending)
                 continue
-            sizes[current.name] = sum(sizes.get(c.name, 0) if c.name in self.blocks else 1 for c in calls)
+            sizes[current.name] = sum(
+                sizes.get(c.name, 0) if c.name in self.blocks else 1 for c in calls
+            )
             todo.pop()
         return sizes[definition.name]
 
@@ -743,7 +745,7 @@ def _signature(name: str, specs: tuple[bi.ArgSpec, ...]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
-def _finite(sym: Sym, span: Span) -> Sym:
+def _finite(sym: Sym, span: Span | None) -> Sym:
     """Floats too large for a double (1e999) become inf: no layer, and no Python source,
     takes that; integers stay within 64 bits."""
     value = sym.value
@@ -772,7 +774,13 @@ def _missing_arrow(stmt: ast.LayerStmt, previous: ast.Stmt | None, blocks: Mappi
         before = previous.chain[-1].name if isinstance(previous, ast.LayerStmt) else "concat"
         raise SpecError(
             f"missing '->' between '{before}' and '{call.name}'",
-            Span(call.span.file, call.span.line, call.span.column, call.span.line, call.span.column + 1),
+            Span(
+                call.span.file,
+                call.span.line,
+                call.span.column,
+                call.span.line,
+                call.span.column + 1,
+            ),
             hint=f"a chain is written `{before}(...) -> {call.name}(...)`",
         )
 

@@ -14,8 +14,8 @@ line and column), and imports nest at most ``max_import_depth`` deep.
 
 from __future__ import annotations
 
-import importlib.util
 import errno
+import importlib.util
 import os
 import stat
 from pathlib import Path
@@ -84,7 +84,9 @@ def read_spec(path: Path, shown: str, span: Span | None, max_bytes: int = MAX_BY
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as err:
         if err.errno == errno.ENAMETOOLONG:
-            raise SpecError(f"cannot read {shown[:200]}...: the file name is too long", span) from None
+            raise SpecError(
+                f"cannot read {shown[:200]}...: the file name is too long", span
+            ) from None
         raise SpecError(f"cannot read {shown}: {_reason(err)}", span) from None
     try:
         info = os.fstat(fd)
@@ -92,7 +94,8 @@ def read_spec(path: Path, shown: str, span: Span | None, max_bytes: int = MAX_BY
             raise SpecError(f"cannot read {shown}: it is a folder", span, hint="give a .net file")
         if not stat.S_ISREG(info.st_mode):
             raise SpecError(
-                f"cannot read {shown}: it is not a regular file (a FIFO, a socket or a device)", span
+                f"cannot read {shown}: it is not a regular file (a FIFO, a socket or a device)",
+                span,
             )
         if info.st_size > max_bytes:
             raise SpecError(

@@ -352,7 +352,9 @@ class _ToAst(Transformer):
     def input_stmt(self, meta, children):
         token = children[0]
         if len(str(token)) > 3 * MAX_DIGITS + 2:
-            raise SpecError(f"input shape too large: {str(token)[:40]}...", _tspan(self.path, token))
+            raise SpecError(
+                f"input shape too large: {str(token)[:40]}...", _tspan(self.path, token)
+            )
         c, h, w = (int(v) for v in str(token).split("x"))
         return ast.InputStmt((c, h, w), _span(self.path, meta))
 

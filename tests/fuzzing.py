@@ -89,7 +89,7 @@ _HOSTILE_INPUTS = [
     "3x²x8", "0x1x1", "9" * 5000 + "x1x1", "3x224", "3x1x1", "1x1x1", "3x64x64", "-3x4x4",
     "3X32X32", " 3x8x8", "3x8x8x", "x", "", "1x99999999x99999999", "4x7x9",
 ]
-_TOKEN = re.compile(r'\s+|#[^\n]*|"[^"\n]*"|\d+\.\d*(?:[eE][+-]?\d+)?|\w+|->|//|.', re.S)
+_TOKEN = re.compile(r'\s+|#[^\n]*|"[^"\n]*"|\d+\.\d*(?:[eE][+-]?\d+)?|\w+|->|//|.', re.DOTALL)
 
 
 def _tokens(text: str) -> list[str]:
@@ -230,8 +230,8 @@ def extremes() -> list[Case]:
              [], "300 nested blocks"),
         Case({"n.net": (twice.replace("a = D0()\n    b = D0()", "c = conv(4, 3, padding=1)")
                         + net.format(body="    d = D20()")).encode()}, [], "exponential expansion"),
-        Case({"n.net": ("network Net(f: float = 1.0) {\n    input 3x8x8\n    dropout(0.5)\n"
-                        "    c = conv(4, 1)\n    lrn(2, alpha=f)\n}\n").encode()}, ["--set", "f=inf"], "--set f=inf"),
+        Case({"n.net": (b"network Net(f: float = 1.0) {\n    input 3x8x8\n    dropout(0.5)\n"
+                        b"    c = conv(4, 1)\n    lrn(2, alpha=f)\n}\n")}, ["--set", "f=inf"], "--set f=inf"),
         spec("    c = conv(4, 1)", ["--input", "3x²x8"], "--input 3x²x8"),
         Case({"n.net": b"\xef\xbb\xbf" + net.format(body="    c = conv(4, 1)").encode()}, [], "BOM"),
         Case({"n.net": net.format(body="    c = conv(4, 1)").replace("\n", "\r\n").encode()}, [], "CRLF"),

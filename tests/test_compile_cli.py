@@ -213,12 +213,12 @@ def test_an_unwritable_folder(tmp_path, capsys):
 
 
 def test_an_unwritable_folder_as_seen_by_the_os(tmp_path, capsys, monkeypatch):
-    import tempfile
+    from compiler import cli
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(cli, "_create_temporary", refuse)
     code, stdout, err = run(capsys, "compile", str(V1), "-o", str(tmp_path))
     assert code == 1 and stdout == ""
     column = len(f"netc compile {V1} -o ") + 1

@@ -51,6 +51,7 @@ def test_a_huge_or_odd_input_on_the_command_line(tmp_path, capsys):
 def test_products_past_64_bits_are_refused(tmp_path, capsys):
     path = spec(tmp_path, "    c = conv(4294967296 * 4294967296, 1)")
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines()[0] == f"{path}:3:14: error: number out of range: it overflows a 64-bit integer"
 
 
@@ -58,6 +59,7 @@ def test_products_past_64_bits_are_refused(tmp_path, capsys):
 def test_adaptive_avgpool_needs_a_positive_size(tmp_path, capsys, size):
     path = spec(tmp_path, f"    adaptive_avgpool({size})")
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines()[0] == f"{path}:3:22: error: output_size must be at least 1, got {size}"
 
 
@@ -84,6 +86,7 @@ def test_300_nested_blocks_are_nested_too_deeply(tmp_path, capsys):
     text = blocks.replace("a = B0()", "c = conv(4, 1)") + NET.format(body="    b = B299()")
     path = spec(tmp_path, "", data=text.encode())
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines()[0] == (
         f"{path}:707:9: error: blocks nested too deeply (B299 -> B298 -> B297 -> ... -> B236 -> B235): "
         "65 levels of nested blocks, more than the budget of 64"
@@ -97,6 +100,7 @@ def test_exponential_expansion_fails_fast(tmp_path, capsys):
     path = spec(tmp_path, "", data=text.encode())
     start = time.perf_counter()
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert time.perf_counter() - start < 2
     assert err.splitlines()[0] == (
         f"{path}:98:9: error: d = D24(...) expands too far: 8,388,608 layers, more than the budget of 250,000"
@@ -124,6 +128,7 @@ def test_onnx_beyond_protobufs_limit_is_refused_before_anything_is_built(tmp_pat
     text = b"network Big() {\n    input 3x4x4\n    flatten\n    fc = linear(50000)\n    fc2 = linear(12000)\n}\n"
     path = spec(tmp_path, "", data=text)
     status, _, err = run(capsys, "compile", path, "--emit", "onnx", "-o", str(tmp_path / "b.onnx"))
+    assert status == 1
     assert err.splitlines()[0] == (
         f"{path}:1:9: error: network Big has 2.4 GB of float32 weights: more than one ONNX file "
         "can hold (2 GB, protobuf's limit)"
@@ -149,6 +154,7 @@ def test_a_file_past_the_size_budget_is_refused_unread(tmp_path, capsys):
     with open(path, "wb") as file:
         file.truncate(200 * 1024 * 1024)
     status, _, err = run(capsys, "check", str(path))
+    assert status == 1
     assert err.splitlines()[0] == (
         f"netc: error: cannot read {path}: 209,715,200 bytes is more than a spec may be (16,777,216)"
     )
@@ -160,6 +166,7 @@ def test_bom_crlf_and_invalid_utf8(tmp_path, capsys):
     assert run(capsys, "check", spec(tmp_path, "", "crlf.net", good.replace("\n", "\r\n").encode()))[0] == 0
     path = spec(tmp_path, "", "latin.net", NET.format(body="    c = conv(4, 1)\n    d = caf\xe9").encode("latin-1"))
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines() == [
         f"{path}:4:12: error: invalid UTF-8: byte 0xe9 cannot start or continue a character",
         "    4 |     d = caf\ufffd",
@@ -171,6 +178,7 @@ def test_bom_crlf_and_invalid_utf8(tmp_path, capsys):
 def test_line_separators_in_comments_do_not_shift_the_shown_line(tmp_path, capsys):
     path = spec(tmp_path, "    # a\u2028b\x0cc\n    c = conv(4, 1)\n    d = nope")
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines()[:3] == [
         f"{path}:5:9: error: unknown layer or block 'nope'",
         "    5 |     d = nope",
@@ -185,6 +193,7 @@ def test_a_long_line_is_shown_as_a_window_around_the_caret(tmp_path, capsys):
     assert lines[0] == f"{path}:4:1: error: unexpected '}}', expected one of ')', a value"
     path = spec(tmp_path, "    c = conv(4, 1) " + "relu " * 1000 + "nope", "long.net")
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     lines = err.splitlines()
     assert lines[0] == f"{path}:3:5020: error: unknown layer or block 'nope'"
     assert lines[1].startswith("    3 | ...") and lines[1].endswith("relu nope") and len(lines[1]) < 120
@@ -194,12 +203,14 @@ def test_a_long_line_is_shown_as_a_window_around_the_caret(tmp_path, capsys):
 def test_a_missing_arrow_is_named(tmp_path, capsys):
     path = spec(tmp_path, "    c = conv(4, 1) conv(8, 1)")
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines()[0] == f"{path}:3:20: error: missing '->' between 'conv' and 'conv'"
 
 
 def test_import_paths_too_long_or_unsearchable(tmp_path, capsys):
     path = spec(tmp_path, "", data=('import "' + "a/" * 3000 + 'b.net"\n' + NET.format(body="relu")).encode())
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert err.splitlines()[0] == (
         f'{path}:1:1: error: cannot find import "{"a/" * 30}...": the path is too long (6,005 characters)'
     )
@@ -210,6 +221,7 @@ def test_a_968_file_import_chain_is_nested_too_deeply(tmp_path, capsys):
         (tmp_path / f"f{i}.net").write_text(f'import "f{i + 1}.net"\n' if i < 967 else "")
     path = spec(tmp_path, "", data=('import "f0.net"\n' + NET.format(body="relu")).encode())
     status, _, err = run(capsys, "check", path)
+    assert status == 1
     assert "error: imports nested too deeply: more than 64 files deep" in err.splitlines()[0]
 
 
@@ -319,7 +331,9 @@ def test_spec_names_that_collide_with_the_emitted_helpers(tmp_path, deploy):
     net = compiler.load(path)
     built = passes.optimise(net) if deploy else net
     namespace: dict = {}
-    exec(compile(emit(built, deploy=deploy), "a.py", "exec"), namespace)
+    exec(compile(  # noqa: S102 -- the generated module, under test
+        emit(built, deploy=deploy), "a.py", "exec"
+    ), namespace)
     torch.manual_seed(0)
     reference = compiler.build(net).eval()
     if deploy:
@@ -354,5 +368,5 @@ def test_deploy_builds_keep_shapes_that_crash_pytorchs_nhwc_kernel_off_it(tmp_pa
         "    print(tuple(m(torch.randn(2, *net.input_shape)).shape))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, str(out)), done.stderr[-2000:]

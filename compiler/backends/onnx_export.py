@@ -62,9 +62,7 @@ def _quiet():
 
 def _check_size(net: ir.Network) -> None:
     """Refuse, before anything is built, a model whose float32 weights alone pass protobuf's 2 GB."""
-    from dsl.errors import SpecError
-
-    from dsl.errors import Span
+    from dsl.errors import Span, SpecError
 
     weights = 4 * ir.total_params(net.body)
     if weights > PROTOBUF_LIMIT - 2**24:  # headroom for the graph itself

@@ -63,7 +63,9 @@ def _rich(title: str, table: list):
 
     result = Table(title=Text(title), title_justify="left", caption=_CAPTION)
     for header in _HEADERS:
-        result.add_column(header, no_wrap=True, justify="right" if header in ("params", "MACs") else "left")
+        result.add_column(
+            header, no_wrap=True, justify="right" if header in ("params", "MACs") else "left"
+        )
     for entry in table:
         if entry is None:
             result.add_section()
@@ -89,7 +91,6 @@ def _plain(title: str, table: list) -> None:
     out.extend(rule if e is None else line(e[0]) for e in table)
     out.append(_CAPTION)
     sys.stdout.write("\n".join(out) + "\n")
-
 
 
 def _fused(net: ir.Network) -> list[tuple[str, ir.FusedConv]]:
@@ -125,13 +126,21 @@ def render(
         for r in rs:
             if max_depth is not None and r.depth > max_depth:
                 continue
-            cells = ("  " * r.depth + r.name, r.kind, show_shape(r.shape), f"{r.params:,}", f"{r.macs:,}")
+            cells = (
+                "  " * r.depth + r.name,
+                r.kind,
+                show_shape(r.shape),
+                f"{r.params:,}",
+                f"{r.macs:,}",
+            )
             table.append((cells, None if r.leaf else "bold"))
 
     body_params, body_macs = ir.total_params(net.body), ir.total_macs(net.body)
     add(rows(net.body, enabled=net.enabled))
     table.append(None)
-    table.append((("total", "", show_shape(net.out_shape), f"{body_params:,}", f"{body_macs:,}"), "bold"))
+    table.append(
+        (("total", "", show_shape(net.out_shape), f"{body_params:,}", f"{body_macs:,}"), "bold")
+    )
     heads = net.active_aux()
     if heads:
         table.append(None)
@@ -153,14 +162,22 @@ def render(
         aux_macs = sum(ir.total_macs((h.head,)) for h in heads)
         table.append(None)
         table.append(
-            (("total with aux heads (train)", "", "", f"{body_params + aux_params:,}",
-              f"{body_macs + aux_macs:,}"), "bold")
+            (
+                (
+                    "total with aux heads (train)",
+                    "",
+                    "",
+                    f"{body_params + aux_params:,}",
+                    f"{body_macs + aux_macs:,}",
+                ),
+                "bold",
+            )
         )
     if console is None and len(table) > PLAIN_ROWS:
         # rich spends about a millisecond a row measuring and rendering: a
         # 100,000-layer network gets the same columns as plain text, in linear time.
         _plain(title, table)
-        console = Console(highlight=False)
+        console = Console(highlight=False, color_system="auto" if use_colour() else None)
     else:
         if console is None:
             # Never squeeze the table: rich would cut names, shapes and numbers short
@@ -170,8 +187,13 @@ def render(
 
             from rich.measure import Measurement
 
-            console = Console(width=shutil.get_terminal_size().columns)
-            needed = Measurement.get(console, console.options.update_width(100_000), _rich(title, table)).maximum
+            console = Console(
+                width=shutil.get_terminal_size().columns,
+                color_system="auto" if use_colour() else None,
+            )
+            needed = Measurement.get(
+                console, console.options.update_width(100_000), _rich(title, table)
+            ).maximum
             console.width = max(console.width, needed)
         console.print(_rich(title, table))
     if net.passes:
