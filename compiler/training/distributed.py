@@ -52,6 +52,10 @@ def teardown(context: Context) -> None:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            # Every rank leaves together: a rank that tears gloo down while rank 0 is
+            # still writing the last checkpoint died with SIGABRT at exit ("terminate
+            # called without an active exception"), failing the whole job.
+            dist.barrier()
             dist.destroy_process_group()
 
 
