@@ -9,6 +9,8 @@ GoogLeNetV1          canonical GoogLeNet (Conv2d+ReLU, no BN, 5x5 branch, aux he
 GoogLeNetD2L         Dive-into-Deep-Learning GoogLeNet (blocks b1..b5, 96x96 grayscale input)
 GoogLeNetCifar       pytorch-cifar100 GoogLeNet (BN everywhere, 3x3 prelayer, two stacked 3x3)
 GoogLeNetNaive       the cifar layout with "naive" Inception modules (no 1x1 reductions)
+GoogLeNetCifarShort  seed 004's "Short": the cifar layout without 4b and 4c
+GoogLeNetCifarShort2 seed 004's "Short2": the cifar layout without 4b, 4c, 4d and 4e
 GoogLeNetTorchvision structural twin of torchvision.models.googlenet (BN, eps=1e-3, 3x3 quirk)
 """
 
@@ -18,6 +20,8 @@ from torch import nn
 
 __all__ = [
     "GoogLeNetCifar",
+    "GoogLeNetCifarShort",
+    "GoogLeNetCifarShort2",
     "GoogLeNetD2L",
     "GoogLeNetNaive",
     "GoogLeNetTorchvision",
@@ -336,32 +340,30 @@ class InceptionNaive(nn.Module):
         return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], dim=1)
 
 
-class _CifarBody(nn.Module):
-    """Shared layout of the cifar variants; ``inception`` picks the Inception module class."""
+# The cifar layout: three stages of Inception modules, one shared 3x3/2 max pool between them.
+CIFAR_STAGES = (("a3", "b3"), ("a4", "b4", "c4", "d4", "e4"), ("a5", "b5"))
 
-    def __init__(self, inception, num_classes):
+
+class _CifarBody(nn.Module):
+    """Shared layout of the cifar variants; ``inception`` picks the Inception module class,
+    ``stages`` the modules kept (the "Short" variants of seed 004 drop some)."""
+
+    def __init__(self, inception, num_classes, stages=CIFAR_STAGES):
         super().__init__()
+        self.stages = stages
         self.prelayer = nn.Sequential(*_conv_bn_relu(3, 192, 3, padding=1))
 
         # Channel counts flow from one module to the next, so the Naive variant
         # (whose modules widen their input) can reuse the same nine configurations.
         channels = 192
-        modules = {}
-        for name in ("a3", "b3", "a4", "b4", "c4", "d4", "e4", "a5", "b5"):
-            _, *rest = INCEPTION_CONFIGS[name[1] + name[0]]
-            modules[name] = inception(channels, *rest)
-            channels = modules[name].out_channels
-
-        self.a3 = modules["a3"]
-        self.b3 = modules["b3"]
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.a4 = modules["a4"]
-        self.b4 = modules["b4"]
-        self.c4 = modules["c4"]
-        self.d4 = modules["d4"]
-        self.e4 = modules["e4"]
-        self.a5 = modules["a5"]
-        self.b5 = modules["b5"]
+        for index, stage in enumerate(stages):
+            if index == 1:
+                self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            for name in stage:
+                _, *rest = INCEPTION_CONFIGS[name[1] + name[0]]
+                module = inception(channels, *rest)
+                setattr(self, name, module)
+                channels = module.out_channels
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout2d(p=0.4)
@@ -369,17 +371,11 @@ class _CifarBody(nn.Module):
 
     def forward(self, x):
         x = self.prelayer(x)  # N x 192 x 32 x 32
-        x = self.a3(x)
-        x = self.b3(x)
-        x = self.maxpool(x)  # 16 x 16
-        x = self.a4(x)
-        x = self.b4(x)
-        x = self.c4(x)
-        x = self.d4(x)
-        x = self.e4(x)
-        x = self.maxpool(x)  # 8 x 8
-        x = self.a5(x)
-        x = self.b5(x)
+        for index, stage in enumerate(self.stages):
+            if index > 0:
+                x = self.maxpool(x)  # 16 x 16, then 8 x 8
+            for name in stage:
+                x = getattr(self, name)(x)
         x = self.avgpool(x)
         x = self.dropout(x)
         x = torch.flatten(x, 1)
@@ -398,6 +394,24 @@ class GoogLeNetNaive(_CifarBody):
 
     def __init__(self, num_classes=100):
         super().__init__(InceptionNaive, num_classes)
+
+
+class GoogLeNetCifarShort(_CifarBody):
+    """Seed 004's "GoogleNet Short": the cifar GoogLeNet without 4b and 4c
+    (5,271,652 params at 100 classes, 5,179,402 at 10)."""
+
+    def __init__(self, num_classes=100):
+        stages = (("a3", "b3"), ("a4", "d4", "e4"), ("a5", "b5"))
+        super().__init__(InceptionCifar, num_classes, stages)
+
+
+class GoogLeNetCifarShort2(_CifarBody):
+    """Seed 004's "GoogleNet Short2": stage 4 cut down to 4a (no 4b, 4c, 4d, 4e;
+    3,523,556 params at 100 classes, 3,431,306 at 10)."""
+
+    def __init__(self, num_classes=100):
+        stages = (("a3", "b3"), ("a4",), ("a5", "b5"))
+        super().__init__(InceptionCifar, num_classes, stages)
 
 
 # ---------------------------------------------------------------------------

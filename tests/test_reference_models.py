@@ -11,6 +11,8 @@ from torch import nn
 try:
     from reference_models import (
         GoogLeNetCifar,
+        GoogLeNetCifarShort,
+        GoogLeNetCifarShort2,
         GoogLeNetD2L,
         GoogLeNetNaive,
         GoogLeNetTorchvision,
@@ -20,6 +22,8 @@ try:
 except ImportError:  # tests/ collected as a package
     from tests.reference_models import (
         GoogLeNetCifar,
+        GoogLeNetCifarShort,
+        GoogLeNetCifarShort2,
         GoogLeNetD2L,
         GoogLeNetNaive,
         GoogLeNetTorchvision,
@@ -42,6 +46,10 @@ PARAM_COUNTS = [
     (GoogLeNetV1, {"aux_logits": False}, 6_998_552),
     (GoogLeNetCifar, {}, 6_258_500),
     (GoogLeNetCifar, {"num_classes": 10}, 6_166_250),
+    (GoogLeNetCifarShort, {}, 5_271_652),
+    (GoogLeNetCifarShort, {"num_classes": 10}, 5_179_402),
+    (GoogLeNetCifarShort2, {}, 3_523_556),
+    (GoogLeNetCifarShort2, {"num_classes": 10}, 3_431_306),
     (GoogLeNetNaive, {}, 65_736_148),
     (GoogLeNetNaive, {"num_classes": 10}, 65_291_098),
     (GoogLeNetTorchvision, {}, 13_004_888),
@@ -138,6 +146,7 @@ FORWARD_CASES = [
     (GoogLeNetV1, {}, (3, 224, 224), 1000),
     (GoogLeNetD2L, {}, (1, 96, 96), 10),
     (GoogLeNetCifar, {}, (3, 32, 32), 100),
+    (GoogLeNetCifarShort2, {"num_classes": 10}, (3, 32, 32), 10),
     (GoogLeNetNaive, {"num_classes": 10}, (3, 32, 32), 10),
     (GoogLeNetTorchvision, {}, (3, 224, 224), 1000),
 ]
@@ -170,6 +179,18 @@ def test_train_mode_returns_main_and_aux(cls):
     no_aux = cls(num_classes=7, aux_logits=False).train()
     y = no_aux(torch.randn(2, 3, 224, 224))
     assert isinstance(y, torch.Tensor) and tuple(y.shape) == (2, 7)
+
+
+def test_short_variants_drop_modules_of_stage_4():
+    short = build_meta(GoogLeNetCifarShort).state_dict()
+    short2 = build_meta(GoogLeNetCifarShort2).state_dict()
+    modules = {k.split(".")[0] for k in short}
+    assert modules == {"prelayer", "a3", "b3", "a4", "d4", "e4", "a5", "b5", "linear"}
+    assert {k.split(".")[0] for k in short2} == modules - {"d4", "e4"}
+    # 4d reads 4a's 512 channels in both the full net and Short; in Short2 5a reads 4a's 512
+    assert short["d4.b1.0.weight"].shape == (112, 512, 1, 1)
+    assert short2["a5.b1.0.weight"].shape == (256, 512, 1, 1)
+    assert short2["linear.weight"].shape == (100, 1024)
 
 
 @torch.no_grad()
