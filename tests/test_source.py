@@ -45,6 +45,8 @@ SPECS = {
     "googlenet_torchvision": (3, 64, 64),
     "googlenet_d2l": (1, 32, 32),
     "googlenet_cifar": (3, 16, 16),
+    "googlenet_cifar_short": (3, 16, 16),
+    "googlenet_cifar_short2": (3, 16, 16),
     "googlenet_naive": (3, 16, 16),
 }
 WITH_AUX = ["googlenet_v1", "googlenet_lrn", "googlenet_torchvision"]

@@ -36,6 +36,8 @@ SMALL = {
     "googlenet_torchvision": (3, 112, 112),
     "googlenet_d2l": (1, 96, 96),
     "googlenet_cifar": (3, 16, 16),
+    "googlenet_cifar_short": (3, 16, 16),
+    "googlenet_cifar_short2": (3, 16, 16),
     "googlenet_naive": (3, 8, 8),
 }
 
@@ -120,6 +122,10 @@ PARAM_COUNTS = [
     ("googlenet_torchvision", {"aux": False}, 6_624_904, 6_624_904),
     ("googlenet_cifar", {}, 6_258_500, 6_258_500),
     ("googlenet_cifar", {"num_classes": 10}, 6_166_250, 6_166_250),
+    ("googlenet_cifar_short", {}, 5_271_652, 5_271_652),
+    ("googlenet_cifar_short", {"num_classes": 10}, 5_179_402, 5_179_402),
+    ("googlenet_cifar_short2", {}, 3_523_556, 3_523_556),
+    ("googlenet_cifar_short2", {"num_classes": 10}, 3_431_306, 3_431_306),
     ("googlenet_naive", {}, 65_736_148, 65_736_148),
     ("googlenet_naive", {"num_classes": 10}, 65_291_098, 65_291_098),
     ("googlenet_d2l", {}, 5_977_530, 5_977_530),
@@ -326,6 +332,8 @@ def test_googlenet_torchvision_matches_the_reference(no_dropout, transform_input
     "name,cls,size",
     [
         ("googlenet_cifar", ref.GoogLeNetCifar, 32),
+        ("googlenet_cifar_short", ref.GoogLeNetCifarShort, 16),
+        ("googlenet_cifar_short2", ref.GoogLeNetCifarShort2, 16),
         ("googlenet_naive", ref.GoogLeNetNaive, 8),
     ],
 )
