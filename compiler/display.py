@@ -48,7 +48,12 @@ class Row:
 def rows(nodes: tuple[ir.Node, ...], prefix: str = "", enabled=lambda guard: True) -> list[Row]:
     result = []
     for path, node, depth in ir.walk(nodes, prefix):
-        if isinstance(node, (ir.Concat, ir.Fork)):
+        if isinstance(node, ir.Concat) and node.join != "cat":  # an element-wise join's row
+            scales = "".join(f" x{s:g}" if s != 1 else "" for s in node.scales)
+            name = f"{path}.<{node.join}>".lstrip(".")
+            result.append(Row(name, node.join + scales, node.out_shape, 0, 0, depth, True))
+            continue
+        if isinstance(node, (ir.Concat, ir.Group, ir.Fork)):
             continue
         if isinstance(node, ir.Layer):
             if not enabled(node.guard):

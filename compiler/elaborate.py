@@ -17,7 +17,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from compiler import builtins as bi
 from compiler import expr as ex
@@ -28,7 +28,7 @@ from compiler.symbolic import Sym, binop, neg
 from dsl import ast
 from dsl.errors import Span, SpecError, did_you_mean
 
-PARAM_TYPES = ("int", "float", "bool", "str")
+PARAM_TYPES = ("int", "float", "bool", "str", "pair")
 # Ranges of what is not an op argument: an aux head's weight, an init scheme's std.
 _RANGES = {"weight": ops.Arg(ops.FLOAT, min=0), "std": ops.Arg(ops.FLOAT, min=0)}
 # A block's integer parameter named like an op's argument takes that argument's range.
@@ -200,9 +200,8 @@ class _Elaborator:
         self.conditional: dict[str, Span] = {}  # named layers with a guard
         tensor = Tensor(tuple(input_shape), Sym.const(input_shape[0]))
         nodes, out, taps = self._body(net, env, tensor, network=True)
-        aux = tuple(
-            self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt)
-        )
+        heads = (self._aux(stmt, env, taps) for stmt in net.body if isinstance(stmt, ast.AuxStmt))
+        aux = tuple(head for head in heads if head is not None)
         init = tuple(self._init(stmt) for stmt in net.body if isinstance(stmt, ast.InitStmt))
         first: dict[str, Span] = {}
         for stmt in (s for s in net.body if isinstance(s, ast.InitStmt)):
@@ -276,7 +275,6 @@ class _Elaborator:
         nodes: list[ir.Node] = []
         taps: dict[str, Tensor] = {}
         names: dict[str, Span] = {}
-        previous = None
 
         def claim(name: str | None, span: Span | None) -> None:
             # Optional in the AST's types; the grammar gives every branch a name.
@@ -287,35 +285,69 @@ class _Elaborator:
                 raise SpecError(f"duplicate name '{name}' (first used at {names[name]})", span)
             names[name] = span
 
-        for stmt in definition.body:
+        tensor = self._stmts(definition.body, definition, env, tensor, network, claim, nodes, taps)
+        return nodes, tensor, taps
+
+    def _stmts(
+        self,
+        stmts: tuple[ast.Stmt, ...],
+        definition: ast.BlockDef,
+        env: dict[str, Sym],
+        tensor: Tensor,
+        network: bool,
+        claim,
+        nodes: list[ir.Node],
+        taps: dict[str, Tensor] | None,
+    ) -> Tensor:
+        """Elaborate statements in order, appending their nodes; ``taps`` (the network
+        body's top level only) collects the tensor after each named statement."""
+        previous: ast.Stmt | None = None
+        for stmt in stmts:
             if isinstance(stmt, (ast.InputStmt, ast.AuxStmt, ast.InitStmt)):
+                word = {ast.InputStmt: "input", ast.AuxStmt: "aux", ast.InitStmt: "init"}
                 if not network:
-                    word = {ast.InputStmt: "input", ast.AuxStmt: "aux", ast.InitStmt: "init"}
                     raise SpecError(
                         f"'{word[type(stmt)]}' belongs in a network, not in block {definition.name}",
                         stmt.span,
+                    )
+                if taps is None:
+                    raise SpecError(
+                        f"'{word[type(stmt)]}' belongs in the network's body", stmt.span
                     )
                 if isinstance(stmt, ast.AuxStmt):
                     claim(stmt.name, stmt.name_span)
                 continue
             if isinstance(stmt, ast.ConcatStmt):
-                for branch in stmt.branches:
-                    claim(branch.name, branch.name_span)
-                node, tensor = self._concat(stmt, env, tensor)
+                node, tensor = self._join(stmt, definition, env, tensor, network, claim)
                 nodes.append(node)
+                previous = stmt
                 continue
+            if isinstance(stmt, ast.GroupStmt):  # the grammar puts groups in joins only
+                raise SpecError("a group of statements belongs in a join's branches", stmt.span)
             if stmt.name is not None:
                 claim(stmt.name, stmt.name_span)
             _missing_arrow(stmt, previous, self.blocks)
             previous = stmt
+            if not network and stmt.guard is not None:
+                # In a block, the condition is one of the instance's arguments: decided here.
+                # A layer that is off is left out, so instances may differ (and the source
+                # backend writes a class for each rendering).
+                cond = _coerce(
+                    self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition"
+                )
+                new, tensor = self._layer_stmt(stmt, env, tensor, None)
+                _conditional_ok(new, stmt)
+                nodes.extend(new if cond.value else ())
+                continue
             guard = self._guard(stmt, env, network)
-            new, tensor = self._layer_stmt(stmt, env, tensor, guard)
+            on = stmt.guard is None or bool(self._eval(stmt.guard, env).value)
+            new, tensor = self._layer_stmt(stmt, env, tensor, guard, on)
             nodes.extend(new)
-            if stmt.name is not None:
+            if stmt.name is not None and taps is not None:
                 taps[stmt.name] = tensor
                 if guard is not None and stmt.guard is not None:
                     self.conditional[stmt.name] = stmt.guard.span
-        return nodes, tensor, taps
+        return tensor
 
     def _guard(self, stmt: ast.LayerStmt, env: dict[str, Sym], network: bool) -> ex.Expr | None:
         if stmt.guard is None:
@@ -325,41 +357,50 @@ class _Elaborator:
         return _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition").tree
 
     def _layer_stmt(
-        self, stmt: ast.LayerStmt, env: dict[str, Sym], tensor: Tensor, guard: ex.Expr | None
-    ) -> tuple[list[ir.Node], Tensor]:
-        if stmt.name is None:
-            nodes = []
-            for call in stmt.chain:
-                node, tensor = self._call(call, env, tensor, None)
-                nodes.append(node)
-        elif len(stmt.chain) == 1:
-            node, tensor = self._call(stmt.chain[0], env, tensor, stmt.name)
-            nodes = [node]
-        else:
-            node, tensor = self._seq(stmt.name, stmt.chain, env, tensor, stmt.span)
-            nodes = [node]
-        if guard is not None:
-            for node in nodes:
-                if not (
-                    isinstance(node, ir.Layer)
-                    and node.op.op not in ir.STATEFUL_OPS
-                    and node.in_shape == node.out_shape
-                ):
-                    raise SpecError(
-                        "only weightless layers that keep the shape can be conditional",
-                        stmt.span,
-                        hint="make the whole network a parameterised variant instead",
-                    )
-            nodes = [node.model_copy(update={"guard": guard}) for node in nodes]
-        return nodes, tensor
-
-    def _seq(
         self,
-        name: str,
-        chain: tuple[ast.Call, ...],
+        stmt: ast.LayerStmt,
         env: dict[str, Sym],
         tensor: Tensor,
-        span: Span,
+        guard: ex.Expr | None,
+        on: bool = True,
+    ) -> tuple[list[ir.Node], Tensor]:
+        calls = self._expand(stmt.chain, env)
+        if stmt.name is None:
+            nodes = []
+            for call in calls:
+                node, tensor = self._call(call, env, tensor, None)
+                nodes.append(node)
+        elif len(calls) == 1 and not isinstance(stmt.chain[0], ast.Repeat):
+            node, tensor = self._call(calls[0], env, tensor, stmt.name)
+            nodes = [node]
+        else:  # a chain, or a repeat (even of one): an nn.Sequential numbered 0, 1, ...
+            node, tensor = self._seq(stmt.name, calls, env, tensor, stmt.span)
+            nodes = [node]
+        if guard is not None:
+            _conditional_ok(nodes, stmt)
+            # a layer switched off is not built: it counts no parameters and no MACs
+            update = {"guard": guard} if on else {"guard": guard, "params": 0, "macs": 0}
+            nodes = [node.model_copy(update=update) for node in nodes]
+        return nodes, tensor
+
+    def _expand(self, chain: tuple[ast.Link, ...], env: dict[str, Sym]) -> list[ast.Call]:
+        """A chain's calls, each ``[...] * n`` written out n times."""
+        calls: list[ast.Call] = []
+        for link in chain:
+            if isinstance(link, ast.Call):
+                calls.append(link)
+                continue
+            count = _coerce(self._eval(link.count, env), "int", link.count.span, "repeat count")
+            if count.value < 1:
+                raise SpecError(
+                    f"a repeat count must be at least 1, got {count.value}", link.count.span
+                )
+            inner = self._expand(link.chain, env)
+            calls.extend(inner * count.value)
+        return calls
+
+    def _seq(
+        self, name: str, chain: list[ast.Call], env: dict[str, Sym], tensor: Tensor, span: Span
     ) -> tuple[ir.Node, Tensor]:
         items = []
         start = tensor
@@ -378,42 +419,142 @@ class _Elaborator:
             tensor,
         )
 
-    def _concat(
-        self, stmt: ast.ConcatStmt, env: dict[str, Sym], tensor: Tensor
+    def _join(
+        self,
+        stmt: ast.ConcatStmt,
+        definition: ast.BlockDef,
+        env: dict[str, Sym],
+        tensor: Tensor,
+        network: bool,
+        claim,
     ) -> tuple[ir.Node, Tensor]:
-        branches = []
-        outputs: list[tuple[Tensor, ast.LayerStmt]] = []
-        for branch in stmt.branches:
-            if branch.guard is not None:
-                raise SpecError("a concat branch cannot be conditional", branch.guard.span)
-            (node,), out = self._layer_stmt(branch, env, tensor, None)
-            if len(out.shape) != 3:
+        """``concat`` / ``add`` / ``mul`` over branches that all read ``tensor``."""
+        word = stmt.kind
+        joins: dict[str, Literal["cat", "add", "mul"]] = {
+            "concat": "cat",
+            "add": "add",
+            "mul": "mul",
+        }
+        join = joins[word]
+        branches: list[ir.Node] = []
+        outputs: list[tuple[Tensor, str, Span]] = []
+        for index, branch in enumerate(stmt.branches):
+            if isinstance(branch, ast.GroupStmt):
+                items: list[ir.Node] = []
+                out = self._stmts(branch.body, definition, env, tensor, network, claim, items, None)
+                if not items:
+                    raise SpecError(f"an empty group in {word}", branch.span)
+                label = f"the group at line {branch.span.line}"
+                node: ir.Node = self._group(items, tensor, out, branch.span)
+            else:
+                if branch.guard is not None:
+                    article = "an" if word == "add" else "a"
+                    raise SpecError(
+                        f"{article} {word} branch cannot be conditional", branch.guard.span
+                    )
+                if branch.name is not None:
+                    claim(branch.name, branch.name_span)
+                new, out = self._layer_stmt(branch, env, tensor, None)
+                first = branch.chain[0]
+                label = (
+                    f"'{branch.name}'"
+                    if branch.name
+                    else f"'{first.name}'"
+                    if isinstance(first, ast.Call)
+                    else f"branch {index + 1}"
+                )
+                node = new[0] if len(new) == 1 else self._group(new, tensor, out, branch.span)
+            if join == "cat" and len(out.shape) != 3:
                 raise SpecError(
-                    f"concat branch '{branch.name}' gives a flat vector; concat joins feature maps",
+                    f"concat branch {label} gives a flat vector; concat joins feature maps",
                     branch.span,
                 )
-            first = outputs[0] if outputs else None
-            if first and first[0].shape[1:] != out.shape[1:]:
-                (_, h0, w0), (_, h, w) = first[0].shape, out.shape
-                raise SpecError(
-                    f"concat inputs disagree on height x width: {h0}x{w0} "
-                    f"('{first[1].name}') vs {h}x{w} ('{branch.name}')",
-                    branch.span,
-                    hint="every branch must keep the same spatial size (check stride and padding)",
-                )
+            self._check_join(join, outputs, out, label, branch.span)
+            _not_in_place(node, f"the input of every {word} branch")
             branches.append(node)
-            outputs.append((out, branch))
-        channels = symbolic.total([out.channels for out, _ in outputs])
-        result = Tensor((channels.value, *outputs[0][0].shape[1:]), channels)
+            outputs.append((out, label, branch.span))
+
+        scales: tuple[float, ...] = ()
+        scale_exprs: tuple[ex.Expr | None, ...] = ()
+        if stmt.scales:
+            if join != "add":
+                scaled = next(s for s in stmt.scales if s is not None)
+                raise SpecError(
+                    f"only the branches of an add can be scaled, not those of a {word}",
+                    scaled.span,
+                )
+            syms = [
+                None if e is None else _coerce(self._eval(e, env), "float", e.span, "scale")
+                for e in stmt.scales
+            ]
+            scales = tuple(1.0 if sym is None else sym.value for sym in syms)
+            scale_exprs = tuple(None if sym is None else sym.tree for sym in syms)
+
+        if join == "cat":
+            channels = symbolic.total([out.channels for out, _, _ in outputs])
+            result = Tensor((channels.value, *outputs[0][0].shape[1:]), channels)
+        else:
+            shape = tuple(max(dims) for dims in zip(*(out.shape for out, _, _ in outputs)))
+            widest = next(out for out, _, _ in outputs if out.shape[0] == shape[0])
+            result = Tensor(shape, widest.channels)
         node = ir.Concat.model_construct(
             name=None,
             branches=tuple(branches),
+            join=join,
+            scales=scales,
+            scale_exprs=scale_exprs,
             in_shape=tensor.shape,
             out_shape=result.shape,
             span=_span(stmt.span),
-            channels_expr=channels.tree,
+            channels_expr=result.channels.tree,
         )
         return node, result
+
+    @staticmethod
+    def _check_join(
+        join: str, outputs: list[tuple[Tensor, str, Span]], out: Tensor, label: str, span: Span
+    ) -> None:
+        """The shape rule at a join, checked as each branch comes: a concat's
+        branches agree on height x width, an add's on the whole shape, and a mul's
+        broadcast (each dimension equal, or 1 on one side)."""
+        if not outputs:
+            return
+        first, first_label, _ = outputs[0]
+        if join == "cat":
+            if first.shape[1:] != out.shape[1:]:
+                (_, h0, w0), (_, h, w) = first.shape, out.shape
+                raise SpecError(
+                    f"concat inputs disagree on height x width: {h0}x{w0} "
+                    f"({first_label}) vs {h}x{w} ({label})",
+                    span,
+                    hint="every branch must keep the same spatial size (check stride and padding)",
+                )
+            return
+        for previous, previous_label, _ in outputs:
+            a, b = previous.shape, out.shape
+            same = a == b
+            broadcast = len(a) == len(b) and all(x == y or 1 in (x, y) for x, y in zip(a, b))
+            if not same and not (join == "mul" and broadcast):
+                word = "add" if join == "add" else "mul"
+                raise SpecError(
+                    f"{word} inputs disagree: {shapes.show(a)} ({previous_label}) "
+                    f"vs {shapes.show(b)} ({label})",
+                    span,
+                    hint="an add needs equal shapes"
+                    if join == "add"
+                    else "a mul needs equal shapes, or 1 where they differ (a C x 1 x 1 gate)",
+                )
+
+    @staticmethod
+    def _group(items: list[ir.Node], start: Tensor, out: Tensor, span: Span) -> ir.Node:
+        return ir.Group(
+            name=None,
+            items=tuple(items),
+            in_shape=start.shape,
+            out_shape=out.shape,
+            span=_span(span),
+            channels_expr=out.channels.tree,
+        )
 
     # -- calls -----------------------------------------------------------------------
 
@@ -648,7 +789,9 @@ class _Elaborator:
 
     # -- aux heads and init ------------------------------------------------------------
 
-    def _aux(self, stmt: ast.AuxStmt, env: dict[str, Sym], taps: dict[str, Tensor]) -> ir.Aux:
+    def _aux(
+        self, stmt: ast.AuxStmt, env: dict[str, Sym], taps: dict[str, Tensor]
+    ) -> ir.Aux | None:
         if stmt.name == "main":
             raise SpecError(
                 "aux head name 'main' is taken by the network's main output",
@@ -675,11 +818,18 @@ class _Elaborator:
                 self._eval(stmt.weight, env), "float", stmt.weight.span, "weight"
             ).value
         guard = None
+        on = True
         if stmt.guard is not None:
             value = _coerce(self._eval(stmt.guard, env), "bool", stmt.guard.span, "the condition")
-            guard = value.tree
+            guard, on = value.tree, bool(value.value)
         head_stmt = ast.LayerStmt(stmt.name, stmt.chain, None, stmt.span, stmt.name_span)
-        (head,), _ = self._layer_stmt(head_stmt, env, taps[stmt.tap], None)
+        try:
+            (head,), _ = self._layer_stmt(head_stmt, env, taps[stmt.tap], None)
+        except SpecError:
+            if on:
+                raise
+            return None  # switched off, and it could not run at this input anyway
+        _not_in_place(head, f"'{stmt.tap}', which the network goes on with")
         return ir.Aux.model_construct(
             name=stmt.name,
             tap=stmt.tap,
@@ -723,6 +873,41 @@ class _Elaborator:
         return ir.InitRule.model_construct(target=stmt.target, scheme=scheme, args=args)  # type: ignore[arg-type]
 
 
+def _conditional_ok(nodes: list[ir.Node], stmt: ast.LayerStmt) -> None:
+    """A condition may switch single layers that keep the shape, so that nothing after
+    them depends on it."""
+    for node in nodes:
+        if not isinstance(node, ir.Layer) or node.in_shape != node.out_shape:
+            raise SpecError(
+                "only single layers that keep the shape can be conditional",
+                stmt.span,
+                hint="make the whole network a parameterised variant instead",
+            )
+
+
+def _first_layer(node: ir.Node) -> ir.Layer | None:
+    """The layer that reads a node's input first (None where several do: a join)."""
+    while not isinstance(node, ir.Layer):
+        items = node.items if isinstance(node, (ir.Seq, ir.Group)) else getattr(node, "body", ())
+        if not items:
+            return None
+        node = items[0]
+    return node
+
+
+def _not_in_place(node: ir.Node, what: str) -> None:
+    """An in-place activation may not start a branch (or an aux head): it would
+    overwrite a tensor that others read after it."""
+    layer = _first_layer(node)
+    if layer is not None and getattr(layer.op, "inplace", False):
+        span = layer.span
+        raise SpecError(
+            f"in-place {layer.op.op} would overwrite {what}",
+            Span(span.file, span.line, span.column, span.end_line, span.end_column),
+            hint="drop inplace=true here, or apply the activation after a layer of the branch",
+        )
+
+
 @functools.cache
 def _default(arg: bi.ArgSpec) -> Any:
     """A built-in argument's default, normalised like a written value (once)."""
@@ -757,11 +942,21 @@ def _finite(sym: Sym, span: Span | None) -> Sym:
 
 
 def _calls(stmt: ast.Stmt) -> list[ast.Call]:
+    """Every call a statement makes, in repeats, joins and groups too."""
     if isinstance(stmt, ast.LayerStmt):
-        return list(stmt.chain)
+        return _chain_calls(stmt.chain)
     if isinstance(stmt, ast.ConcatStmt):
-        return [c for branch in stmt.branches for c in branch.chain]
+        return [c for branch in stmt.branches for c in _calls(branch)]
+    if isinstance(stmt, ast.GroupStmt):
+        return [c for inner in stmt.body for c in _calls(inner)]
     return []
+
+
+def _chain_calls(chain: tuple[ast.Link, ...]) -> list[ast.Call]:
+    out: list[ast.Call] = []
+    for link in chain:
+        out.extend([link] if isinstance(link, ast.Call) else _chain_calls(link.chain))
+    return out
 
 
 def _missing_arrow(stmt: ast.LayerStmt, previous: ast.Stmt | None, blocks: Mapping) -> None:
@@ -770,8 +965,14 @@ def _missing_arrow(stmt: ast.LayerStmt, previous: ast.Stmt | None, blocks: Mappi
     if stmt.name is not None or previous is None or previous.span.end_line != stmt.span.line:
         return
     call = stmt.chain[0]
+    if not isinstance(call, ast.Call):
+        return
     if call.name in blocks or call.name in _WEIGHTED:
-        before = previous.chain[-1].name if isinstance(previous, ast.LayerStmt) else "concat"
+        last = previous.chain[-1] if isinstance(previous, ast.LayerStmt) else None
+        if isinstance(previous, ast.ConcatStmt):
+            before = previous.kind
+        else:
+            before = last.name if isinstance(last, ast.Call) else "]"
         raise SpecError(
             f"missing '->' between '{before}' and '{call.name}'",
             Span(

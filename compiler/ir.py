@@ -116,10 +116,24 @@ class Block(_Node):
 
 
 class Concat(_Node):
-    """Named parallel branches on one input, joined along channels."""
+    """Parallel branches on one input, joined: along channels (``join="cat"``), or
+    element-wise, summed (``"add"``, each branch times its ``scales`` entry) or
+    multiplied (``"mul"``, broadcasting dimensions of size 1). A branch is a named
+    node (a module), an unnamed weightless layer (a call), or a ``Group``."""
 
     kind: Literal["concat"] = "concat"
     branches: tuple[Node, ...]
+    join: Literal["cat", "add", "mul"] = "cat"
+    scales: tuple[float, ...] = ()  # add: one factor per branch; (): every factor is 1
+    scale_exprs: tuple[Expr | None, ...] = ()  # the factors as written (None: 1)
+
+
+class Group(_Node):
+    """A join's branch written as statements (``{ ... }``): its nodes run in order and
+    their names are attributes of the enclosing block, as a concat's branches are."""
+
+    kind: Literal["group"] = "group"
+    items: tuple[Node, ...]
 
 
 class ForkBranch(_Frozen):
@@ -150,7 +164,7 @@ class Fork(_Node):
     split_exprs: tuple[Expr, ...] = ()
 
 
-Node = Annotated[Layer | Seq | Block | Concat | Fork, Field(discriminator="kind")]
+Node = Annotated[Layer | Seq | Block | Concat | Group | Fork, Field(discriminator="kind")]
 
 
 class Aux(_Frozen):
@@ -166,7 +180,7 @@ class Aux(_Frozen):
 
 class ParamDecl(_Frozen):
     name: str
-    type: Literal["int", "float", "bool", "str"]
+    type: Literal["int", "float", "bool", "str", "pair"]
     default: Value | None = None
 
 
@@ -229,6 +243,8 @@ def children(node: Node) -> tuple[Node, ...]:
         return node.body
     if isinstance(node, Concat):
         return node.branches
+    if isinstance(node, Group):
+        return node.items
     if isinstance(node, Fork):
         return (node.head, *(b.node for b in node.branches if b.node is not None))
     return ()
@@ -243,11 +259,11 @@ def walk(
 ) -> Iterator[tuple[str, Node, int]]:
     """Every node under ``nodes``, parents first, with its dotted module path.
 
-    A concat (or fork) is no module: its branches live on the enclosing block,
+    A concat, group or fork is no module: its branches live on the enclosing block,
     so they keep the concat's prefix. Functional layers (no name) share their parent's path.
     """
     for node in nodes:
-        path = prefix if isinstance(node, (Concat, Fork)) else join(prefix, node.name)
+        path = prefix if isinstance(node, (Concat, Group, Fork)) else join(prefix, node.name)
         yield path, node, depth
         yield from walk(children(node), path, depth + 1)
 

@@ -69,22 +69,47 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class Repeat:
+    """``[a -> b] * count`` in a chain: its items ``count`` times over."""
+
+    chain: tuple[Link, ...]
+    count: Expr
+    span: Span
+
+
+Link = Call | Repeat  # one item of a chain
+
+
+@dataclass(frozen=True, slots=True)
 class LayerStmt:
     """``[name =] call -> call -> ... [if guard]``."""
 
     name: str | None
-    chain: tuple[Call, ...]
+    chain: tuple[Link, ...]
     guard: Expr | None
     span: Span
     name_span: Span | None
 
 
 @dataclass(frozen=True, slots=True)
-class ConcatStmt:
-    """Parallel named branches on the same input, joined along channels."""
+class GroupStmt:
+    """``{ statements }`` as a join's branch: a sequence whose named layers are
+    attributes of the enclosing block (no module of its own)."""
 
-    branches: tuple[LayerStmt, ...]
+    body: tuple[Stmt, ...]
     span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ConcatStmt:
+    """Parallel branches on the same input, joined: ``kind`` is ``concat`` (along
+    channels), ``add`` or ``mul`` (element-wise). ``scales`` holds, per branch, the
+    factor written before it in an ``add`` (``0.17 * {...}``), or None; () when none is."""
+
+    branches: tuple[LayerStmt | GroupStmt, ...]
+    span: Span
+    kind: str = "concat"
+    scales: tuple[Expr | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +142,7 @@ class InitStmt:
     target_span: Span
 
 
-Stmt = LayerStmt | ConcatStmt | InputStmt | AuxStmt | InitStmt
+Stmt = LayerStmt | ConcatStmt | GroupStmt | InputStmt | AuxStmt | InitStmt
 
 
 # -- definitions --------------------------------------------------------------

@@ -205,16 +205,33 @@ class _Builder:
             parts += [Text(" if "), *self.expr(guard.children[0])]
         return parts
 
-    branch = layer_stmt
-
-    def concat_stmt(self, tree: Tree) -> list:
+    def join_stmt(self, tree: Tree) -> list:
+        """``concat``, ``add`` or ``mul``, its branches one per line."""
+        kind, *branches = tree.children
+        word = str(kind.children[0])
         start = tree.meta.start_pos
-        brace = self._after(start + len("concat"))
+        brace = self._after(start + len(word))
         return [
-            Text("concat", start),
+            Text(word, start),
             Text(" "),
-            *self._body([self.branch(b) for b in tree.children], brace, tree.meta.end_pos - 1),
+            *self._body([self.branch(b) for b in branches], brace, tree.meta.end_pos - 1),
         ]
+
+    def branch(self, tree: Tree) -> list:
+        scale, stmt = tree.children
+        parts = [*self.expr(scale), Text(" * ")] if scale is not None else []
+        return parts + self.statement(stmt)
+
+    def group(self, tree: Tree) -> list:
+        stmts = [self.statement(s) for s in tree.children]
+        return self._body(stmts, tree.meta.start_pos, tree.meta.end_pos - 1)
+
+    def link(self, tree: Tree) -> list:
+        """One item of a chain: a call, or ``[a -> b] * n``."""
+        if tree.data != "repeat":
+            return self.call(tree)
+        chain, count = tree.children
+        return [Text("["), *self.chain(chain), Text("] * "), *self.expr(count, 4)]
 
     def input_stmt(self, tree: Tree) -> list:
         return [Text("input", tree.meta.start_pos), Text(" "), _token(tree.children[0])]
@@ -244,15 +261,15 @@ class _Builder:
         broken too when a comment sits between two calls."""
         first, *rest = tree.children
         if not rest:
-            return self.call(first)
+            return self.link(first)
         links: list = []
         for call in rest:
-            links += [Line(), Text("-> "), *self.call(call)]
+            links += [Line(), Text("-> "), *self.link(call)]
         calls = tree.children
         broken = any(
             self._has_comment(a.meta.end_pos - 1, b.meta.start_pos) for a, b in zip(calls, rest)
         )
-        return [Group([*self.call(first), Indent(links)], broken, brackets=False)]
+        return [Group([*self.link(first), Indent(links)], broken, brackets=False)]
 
     def call(self, tree: Tree) -> list:
         name, *args = tree.children

@@ -32,6 +32,8 @@ _TERMINAL_WORDS = {
     "LPAR": "'('",
     "RPAR": "')'",
     "LBRACE": "'{'",
+    "LSQB": "'['",
+    "RSQB": "']'",
     "RBRACE": "'}'",
     "COMMA": "','",
     "EQUAL": "'='",
@@ -344,10 +346,28 @@ class _ToAst(Transformer):
             str(name) if name is not None else None, chain, guard, _span(self.path, meta), name_span
         )
 
-    branch = layer_stmt
+    def repeat(self, meta, children):
+        chain, count = children
+        return ast.Repeat(chain, count, _span(self.path, meta))
 
-    def concat_stmt(self, meta, children):
-        return ast.ConcatStmt(tuple(children), _span(self.path, meta))
+    def group(self, meta, children):
+        return ast.GroupStmt(tuple(children), _span(self.path, meta))
+
+    def branch(self, meta, children):
+        return tuple(children)  # (scale or None, the statement)
+
+    def join_kind(self, meta, children):
+        return str(children[0])
+
+    def join_stmt(self, meta, children):
+        kind, *branches = children
+        scales = tuple(scale for scale, _ in branches)
+        return ast.ConcatStmt(
+            tuple(stmt for _, stmt in branches),
+            _span(self.path, meta),
+            kind,
+            scales if any(s is not None for s in scales) else (),
+        )
 
     def input_stmt(self, meta, children):
         token = children[0]

@@ -748,20 +748,20 @@ CASES = [
     pytest.param(
         {
             "spec.net": """
-                network N(bn: bool = true) {
+                network N(wide: bool = true) {
                     input 3x32x32
                     c = conv(16, 3)
-                    norm = batchnorm if bn
+                    more = conv(32, 1) if wide
                 }
             """,
         },
         """
-        spec.net:4:5: error: only weightless layers that keep the shape can be conditional
-            4 |     norm = batchnorm if bn
-              |     ^^^^^^^^^^^^^^^^^^^^^^
+        spec.net:4:5: error: only single layers that keep the shape can be conditional
+            4 |     more = conv(32, 1) if wide
+              |     ^^^^^^^^^^^^^^^^^^^^^^^^^^
         hint: make the whole network a parameterised variant instead
         """,
-        id="guard_on_weights",
+        id="guard_changes_shape",
     ),
     pytest.param(
         {

@@ -236,7 +236,7 @@ def test_every_shipped_spec_is_formatted(path: Path):
 def test_the_language_reference_examples_are_formatted():
     text = (ROOT / "LANGUAGE.md").read_text(encoding="utf-8")
     examples = re.findall(r"```net\n(.*?)```", text, re.DOTALL)
-    assert len(examples) == 8
+    assert len(examples) == 10
     for example in examples:
         assert format_text(example, "LANGUAGE.md") == example
 
@@ -452,4 +452,4 @@ def test_fmt_never_imports_torch():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("9 files already formatted\nlayer ")
+    assert result.stdout.startswith("16 files already formatted\nlayer ")

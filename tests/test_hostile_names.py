@@ -128,7 +128,7 @@ SYNTAX = {
         "P": "2:1: unexpected name 'b', expected ':'",
         "Q": "10:1: unexpected name 'b', expected ':'",
         "L": "2:5: unknown layer or block 'a'",
-        "R": "5:1: unexpected name 'b', expected '='",
+        "R": "4:9: unknown layer or block 'a'",  # an unnamed branch, then 'b = ...'?
         "A": "13:1: unexpected name 'b', expected '='",
     },
     "a b": {
@@ -137,7 +137,7 @@ SYNTAX = {
         "P": "1:14: unexpected name 'b', expected ':'",
         "Q": "9:15: unexpected name 'b', expected ':'",
         "L": "2:5: unknown layer or block 'a'",
-        "R": "4:11: unexpected name 'b', expected '='",
+        "R": "4:9: unknown layer or block 'a'",
         "A": "12:11: unexpected name 'b', expected '='",
     },
     "aux": {"L": "2:9: unexpected '=', expected a name"},  # a statement keyword of the language
@@ -146,8 +146,8 @@ SYNTAX = {
         "B": "1:7: unexpected number 1, expected a name",
         "P": "1:12: unexpected number 1, expected one of ')', a name",
         "Q": "9:13: unexpected number 1, expected one of ')', a name",
-        "L": "2:5: unexpected number 1, expected one of 'aux', 'concat', 'init', 'input', '}', a name",
-        "R": "4:9: unexpected number 1, expected a name",
+        "L": "2:5: unexpected number 1, expected one of '[', 'add', 'aux', 'concat', 'init', 'input', 'mul', '}', a name",
+        "R": "4:10: unexpected name 'abc', expected an operator",  # 1 * (a scale)?
         "A": "12:9: unexpected number 1, expected a name",
     },
 }

@@ -47,7 +47,13 @@ def test_the_library_is_the_installed_package():
     assert STDLIB == Path(next(iter(spec.submodule_search_locations)))
     shipped = sorted(p.name for p in (STDLIB / "std").glob("*.net"))
     assert shipped == sorted(p.name for p in (ROOT / "specs" / "std").glob("*.net"))
-    assert shipped == ["cifar.net", "inception.net", "torchvision.net"]
+    assert shipped == [
+        "cifar.net",
+        "inception.net",
+        "inception_v3.net",
+        "inception_v4.net",
+        "torchvision.net",
+    ]
 
 
 def test_std_import_resolves_outside_the_repo(tmp_path, monkeypatch, capsys):
@@ -128,7 +134,8 @@ def test_the_wheel_installs_and_runs_outside_the_repo(tmp_path):
     (wheel,) = wheels.glob("netc-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         library = sorted(n for n in archive.namelist() if n.startswith("netc_library/"))
-    assert library == [f"netc_library/std/{n}.net" for n in ("cifar", "inception", "torchvision")]
+    names = ("cifar", "inception", "inception_v3", "inception_v4", "torchvision")
+    assert library == [f"netc_library/std/{n}.net" for n in names]
 
     venv = tmp_path / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path, env=env)

@@ -62,7 +62,7 @@ def test_every_op_is_complete(tag):
     assert spec.helper or isinstance(getattr(nn, spec.module), type)
     assert tag in runtime.MODULES
     assert (spec.function is not None) == (tag in runtime.FUNCTIONS)
-    if not cls.stateful:
+    if not cls.stateful and tag != "identity":  # unnamed, identity is its input: no call
         assert spec.function is not None, "a weightless op can run unnamed"
     names = spec.fields if spec.fields is not None else tuple(args)
     assert set(names) <= set(args) and set(spec.always) | set(spec.kernel_default) <= set(names)

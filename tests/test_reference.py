@@ -99,7 +99,7 @@ def test_the_reference_examples_parse_and_check(tmp_path, monkeypatch):
             (tmp_path / f"example{i}.net").write_text(example, encoding="utf-8")
             compiler.load(f"example{i}.net")
             checked += 1
-    assert checked == 3
+    assert checked == 4
 
 
 def columns(line: str) -> list[str]:
@@ -120,7 +120,13 @@ def test_netc_builtins_prints_the_rows(capsys):
     ]
     assert columns(lines[2]) == ["kernel_size", "int or (int, int)", "required", "≥ 1"]
     relu = next(line for line in lines if line.startswith("relu "))
-    assert columns(relu) == ["relu", "Rectified linear unit"]
+    assert columns(relu) == [
+        "relu",
+        "inplace",
+        "bool",
+        "false",
+        "Rectified linear unit; overwrite the input (not where others read it)",
+    ]
     rows = sum(max(1, len(s.args)) for s in bi.BUILTINS.values())
     inits = sum(max(1, len(a)) for a in bi.INIT_SCHEMES.values())
     assert len(lines) == 1 + rows + 1 + 1 + inits  # a header, the layers, a blank, a header

@@ -33,6 +33,7 @@ from compiler.cli import main
 
 try:
     from test_source import (
+        LIGHT,
         SPECS,
         _build_dir,
         assert_depends_on_input,
@@ -42,6 +43,7 @@ try:
     )
 except ImportError:  # tests/ collected as a package
     from tests.test_source import (
+        LIGHT,
         SPECS,
         _build_dir,
         assert_depends_on_input,
@@ -101,7 +103,7 @@ def deployed(stem: str):
 # -- outputs -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stem", SPECS)
+@pytest.mark.parametrize("stem", LIGHT)
 def test_optimised_deploy_matches_the_training_module(stem):
     t = trained(stem)
     opt, module, model, dropped = deployed(stem)
@@ -123,7 +125,7 @@ def test_optimised_deploy_matches_the_training_module(stem):
     model.eval()
 
 
-@pytest.mark.parametrize("stem", SPECS)
+@pytest.mark.parametrize("stem", LIGHT)
 def test_same_weights_as_the_runtime_deploy_module(stem):
     """The generated loader folds and stacks exactly as the runtime's does."""
     t = trained(stem)

@@ -22,8 +22,10 @@ from compiler import ir
 from compiler.backends.runtime import NetworkModule, build_module
 
 try:
+    import reference_inception as family
     import reference_models as ref
 except ImportError:  # tests/ collected as a package
+    from tests import reference_inception as family
     from tests import reference_models as ref
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -39,6 +41,10 @@ SMALL = {
     "googlenet_cifar_short": (3, 16, 16),
     "googlenet_cifar_short2": (3, 16, 16),
     "googlenet_naive": (3, 8, 8),
+    # the aux head needs a 17x17 grid at Mixed_6e: 299 is the smallest input
+    "inception_v3_torchvision": (3, 299, 299),
+    "inception_v4": (3, 75, 75),
+    "inception_resnet_v2": (3, 75, 75),
 }
 
 
@@ -82,8 +88,11 @@ def hooked_forward(module: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, .
     return seen
 
 
-@pytest.mark.parametrize("device", ["meta", "cpu"])
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize(
+    "name,device",
+    [(name, "meta") for name in SHIPPED]
+    + [(name, "cpu") for name in SHIPPED if not name.startswith("inception_")],
+)
 def test_inferred_shapes_match_every_module(name, device):
     net = load(name, None if device == "meta" else SMALL[name])
     with torch.device(device):
@@ -129,6 +138,11 @@ PARAM_COUNTS = [
     ("googlenet_naive", {}, 65_736_148, 65_736_148),
     ("googlenet_naive", {"num_classes": 10}, 65_291_098, 65_291_098),
     ("googlenet_d2l", {}, 5_977_530, 5_977_530),
+    ("inception_v3_torchvision", {}, 23_834_568, 27_161_264),
+    ("inception_v3_torchvision", {"aux": False}, 23_834_568, 23_834_568),
+    ("inception_v3_torchvision", {"num_classes": 10}, 21_806_058, 24_371_444),
+    ("inception_v4", {}, 42_679_816, 42_679_816),
+    ("inception_resnet_v2", {}, 55_843_464, 55_843_464),
 ]
 
 
@@ -364,3 +378,69 @@ def test_d2l_matches_the_reference_mxnet_edition():
         assert torch.equal(out, expected)
         assert not torch.equal(out[0], out[1])
         assert not torch.equal(out, ref.GoogLeNetD2L().eval()(x))  # the b2 ReLUs matter
+
+
+# -- the Inception family beyond v1 (tests/reference_inception.py) ----------------------------
+
+
+@pytest.mark.parametrize("transform_input", [False, True])
+def test_inception_v3_matches_torchvision_in_eval(transform_input):
+    """At 75 x 75, the smallest input it takes; the aux head (which needs 299) is off."""
+    torch.manual_seed(5)
+    theirs = family.InceptionV3Torchvision(aux_logits=False, transform_input=transform_input)
+    perturb(theirs)
+    ours = built_like(
+        "inception_v3_torchvision",
+        theirs,
+        input_shape=(3, 75, 75),
+        aux=False,
+        transform_input=transform_input,
+    )
+    ours.eval(), theirs.eval()
+    x = torch.randn(2, 3, 75, 75)
+    with torch.no_grad():
+        out, expected = ours(x), theirs(x)
+    assert torch.equal(out, expected) and not torch.equal(out[0], out[1])
+
+
+def test_inception_v3_matches_torchvision_in_train_with_aux(no_dropout):
+    torch.manual_seed(6)
+    theirs = family.InceptionV3Torchvision(num_classes=10)
+    perturb(theirs)
+    ours = built_like("inception_v3_torchvision", theirs, num_classes=10)
+    assert sorted(ours.state_dict()) == sorted(theirs.state_dict())
+    ours.train(), theirs.train()
+    x = torch.randn(2, 3, 299, 299)
+    with torch.no_grad():
+        out, (main, aux) = ours(x), theirs(x)
+    assert out._fields == ("main", "AuxLogits")
+    assert torch.equal(out.main, main) and torch.equal(out.AuxLogits, aux)
+    assert ours.aux_weights == {"AuxLogits": 0.4}
+
+
+@pytest.mark.parametrize(
+    "name,cls",
+    [("inception_v4", family.InceptionV4), ("inception_resnet_v2", family.InceptionResNetV2)],
+)
+def test_timm_inceptions_match_the_reference(no_dropout, name, cls):
+    torch.manual_seed(7)
+    theirs = cls(num_classes=10)
+    perturb(theirs)
+    ours = built_like(name, theirs, input_shape=(3, 75, 75), num_classes=10)
+    assert list(ours.state_dict()) == list(theirs.state_dict())  # timm's order too
+    compare(ours, theirs, torch.randn(2, 3, 75, 75), aux=False)
+
+
+def test_inception_resnet_v2_residuals_are_scaled_and_the_last_has_no_relu():
+    net = load("inception_resnet_v2")
+    by_name = {node.name: node for node in net.body}
+    scales = {
+        name: {item.body[0].scales for item in by_name[name].items}
+        for name in ("repeat", "repeat_1", "repeat_2")
+    }
+    assert scales == {"repeat": {(1.0, 0.17)}, "repeat_1": {(1.0, 0.10)}, "repeat_2": {(1.0, 0.20)}}
+    assert [len(by_name[n].items) for n in ("repeat", "repeat_1", "repeat_2")] == [10, 20, 9]
+    last = by_name["block8"]
+    assert last.body[0].join == "add" and last.body[0].scales == (1.0, 1.0)
+    assert [n.name for n in last.body[1:]] == []  # no ReLU after the last residual
+    assert [n.name for n in by_name["repeat_2"].items[0].body[1:]] == ["relu"]

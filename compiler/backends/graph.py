@@ -174,12 +174,16 @@ class _Picture:
     ) -> str:
         """Draw ``node`` in ``g``, reading ``src``; return the node that holds its output."""
         edge = {"style": attrs["style"]} if "style" in attrs else {}
+        if isinstance(node, ir.Group):  # a join's branch: its nodes, in the enclosing block
+            return self.chain(g, node.items, src, prefix, depth, **attrs)
         if isinstance(node, ir.Concat):
             row: list[str] = []
             outs = [self.branch(g, b, src, prefix, depth, row, **attrs) for b in node.branches]
             self.rows.append(row)
             shapes = [b.out_shape for b in node.branches]
-            return self.join(g, self.new_id(prefix, "concat"), zip(outs, shapes), **attrs)
+            word = {"cat": "concat", "add": "add", "mul": "mul"}[node.join]
+            join = self.new_id(prefix, word)
+            return self.join(g, join, zip(outs, shapes), word, node.scales, **attrs)
         if isinstance(node, ir.Fork):
             return self.fork(g, node, src, prefix, depth, **attrs)
         path = ir.join(prefix, node.name)
@@ -201,15 +205,21 @@ class _Picture:
         """``one`` for a branch reading ``src``; its first node is added to ``row``."""
         mark = len(self.edges)
         out = self.one(g, node, src, prefix, depth, **attrs)
-        row.append(next(dst for tail, dst, _ in self.edges[mark:] if tail == src))
+        row.append(next((dst for tail, dst, _ in self.edges[mark:] if tail == src), out))
         return out
 
-    def join(self, g, join: str, outs, **attrs: str) -> str:
-        """The ``concat`` node ``join``, joining ``outs`` (node, output shape)."""
-        g.node(join, "concat", shape="invtrapezium", **attrs)
+    def join(
+        self, g, join: str, outs, word: str = "concat", scales: tuple[float, ...] = (), **attrs
+    ) -> str:
+        """The join node ``join`` (``concat``, ``add`` or ``mul``), joining ``outs``
+        (node, output shape); a scaled branch's edge says its factor."""
+        g.node(join, word, shape="invtrapezium", **attrs)
         edge = {"style": attrs["style"]} if "style" in attrs else {}
-        for out, shape in outs:
-            self.edge(out, join, shape, **edge)
+        outs = list(outs)
+        for index, (out, shape) in enumerate(outs):
+            scale = scales[index] if scales else 1.0
+            factor = {"headlabel": f"x{scale:g}"} if scale != 1 else {}
+            self.edge(out, join, shape, **edge, **factor)
         return join
 
     def fork(self, g, node: ir.Fork, src: str, prefix: str, depth: int, **attrs: str) -> str:
@@ -243,7 +253,7 @@ class _Picture:
             else:
                 out = self.branch(g, branch.node, reads, prefix, depth, row, **attrs)
                 outs.append((out, branch.node.out_shape))
-        return self.join(g, join, outs, **attrs)
+        return self.join(g, join, outs, "concat", (), **attrs)
 
 
 def to_dot(net: ir.Network, max_depth: int = 1) -> str:

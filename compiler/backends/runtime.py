@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compiler import expr as ex
 from compiler import ir, ops, shapes
 from compiler.shapes import conv_out, pool_out
 
@@ -325,14 +326,29 @@ class BlockModule(nn.Module):
         super().__init__()
         # Internal attributes start with '_': spec names cannot, so no layer shadows them.
         self._block = block
-        self._steps: list[tuple[str, object]] = []
+        self._steps: list[tuple[str, object]] = self._compile(body, enabled)
+
+    def _compile(
+        self, body: tuple[ir.Node, ...], enabled: Callable[[ex.Expr | None], bool]
+    ) -> list[tuple[str, object]]:
+        """The steps that run ``body``, its modules added to this one as they come."""
+        steps: list[tuple[str, object]] = []
         for node in body:
             if isinstance(node, ir.Layer) and not enabled(node.guard):
                 continue
-            if isinstance(node, ir.Concat):
+            if (
+                isinstance(node, ir.Concat)
+                and node.join == "cat"
+                and all(b.name is not None and not isinstance(b, ir.Group) for b in node.branches)
+            ):
                 for branch in node.branches:
                     self.add_module(_named(branch), build_node(branch, enabled))
-                self._steps.append(("concat", tuple(b.name for b in node.branches)))
+                steps.append(("concat", tuple(b.name for b in node.branches)))
+            elif isinstance(node, ir.Concat):
+                branches = tuple(tuple(self._compile((b,), enabled)) for b in node.branches)
+                steps.append(("join", (node.join, node.scales, branches)))
+            elif isinstance(node, ir.Group):
+                steps.extend(self._compile(node.items, enabled))
             elif isinstance(node, ir.Fork):
                 head = node.head.op
                 assert isinstance(head, ir.FusedConv)
@@ -341,12 +357,14 @@ class BlockModule(nn.Module):
                     if fb.node is not None:
                         self.add_module(fb.name, build_node(fb.node, enabled))
                 reads = tuple((b.piece, b.node and b.name) for b in node.branches)
-                self._steps.append(("fork", (node.head.name, head.split, reads)))
+                steps.append(("fork", (node.head.name, head.split, reads)))
             elif isinstance(node, ir.Layer) and node.name is None:
-                self._steps.append(("call", FUNCTIONS[node.op.op](node.op)))
+                if node.op.op != "identity":  # the input itself: no step
+                    steps.append(("call", FUNCTIONS[node.op.op](node.op)))
             else:
                 self.add_module(_named(node), build_node(node, enabled))
-                self._steps.append(("module", node.name))
+                steps.append(("module", node.name))
+        return steps
 
     def extra_repr(self) -> str:
         return f"block={self._block}"
@@ -356,6 +374,22 @@ class BlockModule(nn.Module):
             return self._modules[what](x)
         if kind == "concat":
             return self._cat([self._modules[name](x) for name in what], what)
+        if kind == "join":
+            join, scales, branches = what
+            outputs = []
+            for steps in branches:
+                y = x
+                for step_kind, step_what in steps:
+                    y = self._step(step_kind, step_what, y)
+                outputs.append(y)
+            if join == "cat":
+                return self._cat(outputs, what)
+            if scales:
+                outputs = [y if s == 1 else y * s for y, s in zip(outputs, scales)]
+            out = outputs[0]
+            for y in outputs[1:]:
+                out = out + y if join == "add" else out * y
+            return out
         if kind == "fork":
             head, split, reads = what
             pieces = torch.split(self._modules[head](x), split, 1)
@@ -436,7 +470,7 @@ class NetworkModule(BlockModule):
         aux: dict[str, torch.Tensor] = {}
         for kind, what in self._steps:
             x = self._step(kind, what, x)
-            if self.training and what in self._taps:
+            if self.training and kind == "module" and what in self._taps:
                 for name in self._taps[what]:
                     aux[name] = self._modules[name](x)
         if self.training and self.aux_weights:

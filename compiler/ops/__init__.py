@@ -39,7 +39,21 @@ from compiler.ops.base import (
     Torch,
 )
 from compiler.ops.conv import Conv, ConvSource, FusedConv
-from compiler.ops.elementwise import Dropout, Dropout2d, ReLU, ScaleShift, Softmax
+from compiler.ops.elementwise import (
+    GELU,
+    Dropout,
+    Dropout2d,
+    Hardswish,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    ReLU6,
+    ScaleShift,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+)
 from compiler.ops.linear import Flatten, Linear
 from compiler.ops.norm import LRN, BatchNorm
 from compiler.ops.pool import AdaptiveAvgPool, AvgPool, MaxPool
@@ -52,6 +66,7 @@ __all__ = [
     "BOOL",
     "FLOAT",
     "FLOATS",
+    "GELU",
     "INT",
     "KINDS",
     "LRN",
@@ -71,12 +86,19 @@ __all__ = [
     "Dropout2d",
     "Flatten",
     "FusedConv",
+    "Hardswish",
+    "Identity",
+    "LeakyReLU",
     "Linear",
     "MaxPool",
     "OpModel",
     "ReLU",
+    "ReLU6",
     "ScaleShift",
     "ShapeError",
+    "SiLU",
+    "Sigmoid",
     "Softmax",
+    "Tanh",
     "Torch",
 ]

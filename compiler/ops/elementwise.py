@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from compiler.ops.base import (
+    BOOL,
     FLOAT,
     FLOATS,
     INT,
@@ -22,13 +23,134 @@ Probability = Annotated[
 ]
 
 
+InPlace = Annotated[bool, Arg(BOOL, doc="overwrite the input (not where others read it)")]
+
+
 @register
 class ReLU(OpModel):
     """Rectified linear unit."""
 
     op: Literal["relu"] = "relu"
+    inplace: InPlace = False
 
     torch = Torch("ReLU", "F.relu")
+    example = ({}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class ReLU6(OpModel):
+    """ReLU capped at 6 (MobileNet)."""
+
+    op: Literal["relu6"] = "relu6"
+    inplace: InPlace = False
+
+    torch = Torch("ReLU6", "F.relu6")
+    example = ({"inplace": True}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class LeakyReLU(OpModel):
+    """ReLU with a small slope for negative inputs."""
+
+    op: Literal["leaky_relu"] = "leaky_relu"
+    negative_slope: Annotated[float, Arg(FLOAT)] = 0.01
+    inplace: InPlace = False
+
+    torch = Torch("LeakyReLU", "F.leaky_relu")
+    example = ({"negative_slope": 0.2}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class Sigmoid(OpModel):
+    """Logistic sigmoid (gates: squeeze-and-excitation)."""
+
+    op: Literal["sigmoid"] = "sigmoid"
+
+    torch = Torch("Sigmoid", "torch.sigmoid")
+    example = ({}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class Tanh(OpModel):
+    """Hyperbolic tangent."""
+
+    op: Literal["tanh"] = "tanh"
+
+    torch = Torch("Tanh", "torch.tanh")
+    example = ({}, (5,))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class GELU(OpModel):
+    """Gaussian error linear unit (the exact form)."""
+
+    op: Literal["gelu"] = "gelu"
+
+    torch = Torch("GELU", "F.gelu")
+    example = ({}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class SiLU(OpModel):
+    """Sigmoid linear unit, x * sigmoid(x) (swish)."""
+
+    op: Literal["silu"] = "silu"
+    inplace: InPlace = False
+
+    torch = Torch("SiLU", "F.silu")
+    example = ({}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class Hardswish(OpModel):
+    """Piecewise-linear swish (MobileNet-v3)."""
+
+    op: Literal["hardswish"] = "hardswish"
+    inplace: InPlace = False
+
+    torch = Torch("Hardswish", "F.hardswish")
+    example = ({"inplace": True}, (2, 3, 3))
+    keeps_shape = True
+
+    def infer(self, shape: Shape) -> Shape:
+        return shape
+
+
+@register
+class Identity(OpModel):
+    """The input, unchanged: a residual's shortcut (``add { identity ... }``)."""
+
+    op: Literal["identity"] = "identity"
+
+    torch = Torch("Identity")  # unnamed, it is no call at all: the input itself
     example = ({}, (2, 3, 3))
     keeps_shape = True
 

@@ -1,7 +1,8 @@
 """Fold batch norm into the convolution before it (deploy only: uses the running
 statistics, so it holds in eval mode).
 
-A ``conv`` followed, in the same sequence, by a ``batchnorm`` becomes one
+A ``conv`` followed, in the same sequence, by a ``batchnorm`` (a conditional one
+too, where its condition holds in this build) becomes one
 ``fused_conv`` named like the conv, whose ``ConvSource`` records the conv's
 and the batch norm's module paths and the eps: the weights are folded when a
 training checkpoint is loaded, not here.
@@ -34,8 +35,9 @@ def fold_bn(net: ir.Network) -> ir.Network:
         for node in nodes:
             prev = out[-1] if out else None
             if (
-                is_layer(node, "batchnorm")
+                isinstance(node, ir.Layer)
                 and isinstance(node.op, ir.BatchNorm)
+                and (node.guard is None or net.enabled(node.guard))  # conditional: when on
                 and foldable(prev)
                 and not (prefix == "" and {prev.name, node.name} & tapped)
             ):

@@ -17,6 +17,8 @@ two of them and they agree on the ReLU. Run after ``fold_bn`` and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from compiler import expr as ex
 from compiler import ir
 from compiler.passes.rewrite import Nodes, as_fused, is_layer, named, rewrite_network, with_op
@@ -68,6 +70,10 @@ def split_first(node: ir.Node, prefix: str) -> tuple[ir.Layer, str, ir.Node | No
 
 
 def _fork(concat: ir.Concat, prefix: str, in_expr: ex.Expr, taken: set[str]) -> ir.Fork | None:
+    if concat.join != "cat" or any(
+        b.name is None or isinstance(b, ir.Group) for b in concat.branches
+    ):  # only concats of named branches (a fork's branches are named)
+        return None
     firsts = {}
     for index, branch in enumerate(concat.branches):
         found = split_first(branch, prefix)
@@ -126,11 +132,21 @@ def _fork(concat: ir.Concat, prefix: str, in_expr: ex.Expr, taken: set[str]) -> 
     )
 
 
+def _scope_names(nodes: Nodes) -> Iterator[str]:
+    """The attribute names a sequence's nodes take in its block: named nodes, and
+    those inside its joins and groups (no module of their own)."""
+    for node in nodes:
+        if isinstance(node, ir.Concat):
+            yield from _scope_names(node.branches)
+        elif isinstance(node, ir.Group):
+            yield from _scope_names(node.items)
+        elif node.name:
+            yield node.name
+
+
 def fuse_siblings(net: ir.Network) -> ir.Network:
     def sequence(nodes: Nodes, prefix: str) -> Nodes:
-        taken = {n.name for n in nodes if n.name} | {
-            named(b) for n in nodes if isinstance(n, ir.Concat) for b in n.branches
-        }
+        taken = set(_scope_names(nodes))
         out = []
         for index, node in enumerate(nodes):
             fork = None

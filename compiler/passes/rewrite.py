@@ -39,6 +39,8 @@ def rewrite_node(node: ir.Node, prefix: str, fn: SequenceFn) -> ir.Node:
         return node.model_copy(
             update={"branches": tuple(rewrite_node(b, prefix, fn) for b in node.branches)}
         )
+    if isinstance(node, ir.Group):  # a sequence in the enclosing block's scope
+        return node.model_copy(update={"items": rewrite(node.items, prefix, fn)})
     if isinstance(node, ir.Fork):
         branches = tuple(
             b if b.node is None else b.model_copy(update={"node": rewrite_node(b.node, prefix, fn)})
@@ -181,9 +183,11 @@ def _verify_node(node: ir.Node, shape: ir.Shape, enabled, where: str) -> ir.Shap
         out = _verify_sequence(node.items, shape, enabled, here)
     elif isinstance(node, ir.Block):
         out = _verify_sequence(node.body, shape, enabled, here)
+    elif isinstance(node, ir.Group):
+        out = _verify_sequence(node.items, shape, enabled, where)
     elif isinstance(node, ir.Concat):
         outs = [_verify_node(b, shape, enabled, where) for b in node.branches]
-        out = _joined(outs, here)
+        out = _joined(outs, here, node.join)
     else:
         head = _verify_node(node.head, shape, enabled, where)
         assert isinstance(node.head.op, ir.FusedConv)
@@ -200,7 +204,14 @@ def _verify_node(node: ir.Node, shape: ir.Shape, enabled, where: str) -> ir.Shap
     return out
 
 
-def _joined(outs: list[ir.Shape], where: str) -> ir.Shape:
+def _joined(outs: list[ir.Shape], where: str, join: str = "cat") -> ir.Shape:
+    if join != "cat":
+        if len({len(o) for o in outs}) != 1:
+            raise ValueError(f"{where}: {join} branches differ in rank: {outs}")
+        out = tuple(max(dims) for dims in zip(*outs))
+        if any(d not in (1, m) if join == "mul" else d != m for o in outs for d, m in zip(o, out)):
+            raise ValueError(f"{where}: {join} branches disagree: {outs}")
+        return out
     if any(o[1:] != outs[0][1:] for o in outs):
         raise ValueError(f"{where}: branches disagree on height x width: {outs}")
     return (sum(o[0] for o in outs), *outs[0][1:])

@@ -8,6 +8,8 @@ imports) go into the ``Plan``.
 
 from __future__ import annotations
 
+import os
+
 from compiler import expr as ex
 from compiler import ir
 from compiler.backends.source.layout import ClassPlan, Draft, Shape, Step
@@ -22,7 +24,13 @@ _INIT_TARGETS = {"conv": "nn.Conv2d", "linear": "nn.Linear", "batchnorm": "nn.Ba
 # IR op kinds each init target's modules come from.
 _INIT_KINDS = {"conv": ("conv", "fused_conv"), "linear": ("linear",), "batchnorm": ("batchnorm",)}
 _RELU_MODULE = "nn.ReLU(inplace=True)"
-_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str"}
+_TYPES = {
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "str": "str",
+    "pair": "int | tuple[int, int]",
+}
 
 
 def unsupported(what: str, span: ir.SourceSpan) -> SpecError:
@@ -92,15 +100,20 @@ class Emitter:
                 relu = str(int(item.name) + 1)
                 items.append((relu if relu not in names else f"{item.name}_relu", _RELU_MODULE))
         if [name for name, _ in items] == [str(i) for i in range(len(items))]:
+            ctors = {ctor for _, ctor in items}
+            if len(items) > 2 and len(ctors) == 1:  # a repeat: n instances of one module
+                return f"nn.Sequential(*[{items[0][1]} for _ in range({len(items)})])"
             return f"nn.Sequential({', '.join(ctor for _, ctor in items)})"
         pairs = ", ".join(f"({literal(name)}, {ctor})" for name, ctor in items)
         return f"nn.Sequential({self.plan.ordered_dict_name()}([{pairs}]))"
 
     # -- one forward line per node
 
-    def functional(self, layer: ir.Layer, scope: Scope) -> str:
+    def functional(self, layer: ir.Layer, scope: Scope, arg: str = "x") -> str:
         scope.span = layer.span
         spec = layer.op.torch
+        if layer.op.op == "identity":
+            return arg  # the input itself
         if spec.function is None:
             raise unsupported(f"an unnamed '{layer.op.op}' layer", layer.span)
         function = spec.function
@@ -110,7 +123,7 @@ class Emitter:
         else:
             args = _args(layer, scope.forward)
         self.plan.functional |= function.startswith("F.")
-        parts = ["x", *map(literal, spec.extra), *args]
+        parts = [arg, *map(literal, spec.extra), *args]
         if spec.training:
             parts.append("self.training")
         return f"{function}({', '.join(parts)})"
@@ -123,34 +136,105 @@ class Emitter:
         steps: list[Step],
         local: Namespace,
         taps: dict[str, list[ir.Aux]] | None = None,
+        var: str = "x",
+        src: str | None = None,
     ) -> None:
+        """The forward lines of ``nodes``, each ``var = ...(var)``; the first reads
+        ``src`` (default: ``var``). Their modules' constructors go to ``init``."""
         for node in nodes:
+            arg, src = src or var, None
             guard = None
             scope.span = node.span
             if isinstance(node, ir.Layer) and node.guard is not None:
                 guard = self._guard(node.guard, scope)
-            if isinstance(node, ir.Concat):
+            if isinstance(node, ir.Concat) and (
+                node.join != "cat"
+                or any(b.name is None or isinstance(b, ir.Group) for b in node.branches)
+            ):
+                self._join(node, scope, init, steps, local, var, arg)
+            elif isinstance(node, ir.Concat):
                 names = []
                 for branch in node.branches:
                     attr = self._attr(branch)
                     init.append(f"self.{attr} = {self.ctor(branch, scope)}")
                     names.append(local.create(attr))
                     steps.append(
-                        Step(f"{names[-1]} = {self._call(branch, attr)}", self._shape(branch))
+                        Step(f"{names[-1]} = {self._call(branch, attr, arg)}", self._shape(branch))
                     )
-                steps.append(Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
+                steps.append(Step(f"{var} = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
+            elif isinstance(node, ir.Group):
+                self.body(node.items, scope, init, steps, local, None, var, arg)
             elif isinstance(node, ir.Fork):
-                self._fork(node, scope, init, steps, local)
+                self._fork(node, scope, init, steps, local, var, arg)
             elif isinstance(node, ir.Layer) and node.name is None:
-                steps.append(Step(f"x = {self.functional(node, scope)}", self._shape(node), guard))
+                text = self.functional(node, scope, arg)
+                if text != var:  # identity on itself: no line
+                    steps.append(Step(f"{var} = {text}", self._shape(node), guard))
             elif not isinstance(node, (ir.Layer, ir.Seq, ir.Block)) or node.name is None:
                 raise unsupported(f"a {node.kind} node", node.span)
             else:
                 attr = self._attr(node)
-                init.append(f"self.{attr} = {self.ctor(node, scope)}")
-                steps.append(Step(f"x = {self._call(node, attr)}", self._shape(node), guard))
+                ctor = self.ctor(node, scope)
+                if (  # a conditional layer with weights: none when it is off
+                    isinstance(node, ir.Layer)
+                    and node.guard is not None
+                    and node.op.op in ir.STATEFUL_OPS
+                ):
+                    init.append(f"self.{attr} = {ctor} if {scope.init(node.guard)} else None")
+                else:
+                    init.append(f"self.{attr} = {ctor}")
+                steps.append(
+                    Step(f"{var} = {self._call(node, attr, arg)}", self._shape(node), guard)
+                )
             for head in (taps or {}).get(node.name or "", ()):
                 self._aux_step(head, scope, steps, local)
+
+    def _join(
+        self,
+        node: ir.Concat,
+        scope: Scope,
+        init: list[str],
+        steps: list[Step],
+        local: Namespace,
+        var: str,
+        arg: str,
+    ) -> None:
+        """A join whose branches may be unnamed layers or groups, or that adds or
+        multiplies: each branch into a local (an identity branch is ``arg`` itself),
+        then one line that joins them."""
+        terms = []
+        for index, branch in enumerate(node.branches):
+            scope.span = branch.span
+            if isinstance(branch, ir.Layer) and branch.name is None and branch.op.op == "identity":
+                name = arg
+            elif isinstance(branch, ir.Group):
+                name = local.create(_group_name(branch))
+                self.body(branch.items, scope, init, steps, local, None, name, arg)
+                if not branch.items:
+                    name = arg
+            elif isinstance(branch, ir.Layer) and branch.name is None:
+                name = local.create(branch.op.op)
+                text = self.functional(branch, scope, arg)
+                steps.append(Step(f"{name} = {text}", self._shape(branch)))
+            else:
+                attr = self._attr(branch)
+                init.append(f"self.{attr} = {self.ctor(branch, scope)}")
+                name = local.create(attr)
+                steps.append(Step(f"{name} = {self._call(branch, attr, arg)}", self._shape(branch)))
+            scale = node.scale_exprs[index] if node.scale_exprs else None
+            if scale is not None:
+                scope.span = node.span
+                factor = scope.forward(scale)
+                simple = factor.replace("self.", "", 1).replace(".", "", 1).isalnum()
+                name = f"{factor} * {name}" if simple else f"({factor}) * {name}"
+            elif node.scales and node.scales[index] != 1:
+                name = f"{literal(node.scales[index])} * {name}"
+            terms.append(name)
+        if node.join == "cat":
+            text = f"torch.cat([{', '.join(terms)}], 1)"
+        else:
+            text = (" + " if node.join == "add" else " * ").join(terms)
+        steps.append(Step(f"{var} = {text}", self._shape(node)))
 
     def _call(self, node: ir.Node, attr: str, arg: str = "x") -> str:
         """The call of child module ``attr``; a deploy convolution's fused ReLU runs on
@@ -162,7 +246,14 @@ class Emitter:
         return call
 
     def _fork(
-        self, node: ir.Fork, scope: Scope, init: list[str], steps: list[Step], local: Namespace
+        self,
+        node: ir.Fork,
+        scope: Scope,
+        init: list[str],
+        steps: list[Step],
+        local: Namespace,
+        var: str = "x",
+        arg: str = "x",
     ) -> None:
         """A deploy build's fused sibling convolutions: the head runs once, its output is
         split along channels, and each piece starts the branch it belongs to."""
@@ -170,7 +261,7 @@ class Emitter:
         attr = self._attr(head)
         init.append(f"self.{attr} = {self.ctor(head, scope)}")
         fused = local.create(attr)
-        steps.append(Step(f"{fused} = {self._call(head, attr)}", self._shape(head)))
+        steps.append(Step(f"{fused} = {self._call(head, attr, arg)}", self._shape(head)))
         assert isinstance(head.op, ir.FusedConv)
         split = head.op.split
         exprs = (
@@ -185,16 +276,16 @@ class Emitter:
             names.append(local.create(name))
             if branch.piece is not None:
                 pieces[branch.piece] = names[-1]
-                arg = names[-1]
+                given = names[-1]
             elif branch.node is not None:
-                arg = "x"
+                given = arg
             else:
                 raise unsupported(
                     f"fork branch {branch.name!r} without a piece or a node", node.span
                 )
             if branch.node is not None:
                 init.append(f"self.{name} = {self.ctor(branch.node, scope)}")
-                call = self._call(branch.node, name, arg)
+                call = self._call(branch.node, name, given)
                 calls.append(Step(f"{names[-1]} = {call}", self._shape(branch.node)))
         read = [p for p in pieces if p is not None]
         if len(read) < len(pieces):
@@ -206,7 +297,7 @@ class Emitter:
         targets = ", ".join(read) + ("," if len(read) == 1 else "")
         steps.append(Step(f"{targets} = torch.split({fused}, {sizes_text}, 1)", shapes))
         steps.extend(calls)
-        steps.append(Step(f"x = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
+        steps.append(Step(f"{var} = torch.cat([{', '.join(names)}], 1)", self._shape(node)))
 
     def _locals(self) -> Namespace:
         """Names for forward's locals: none may hide what forward reads."""
@@ -261,7 +352,8 @@ class Emitter:
             if first is not None:
                 doc += (
                     f"\n\nA second class for {node.block}: these instances need different code "
-                    f"from {first.name}'s (a size that depends on the input)."
+                    f"from {first.name}'s (a size that depends on the input, or a layer "
+                    f"its arguments switch off)."
                 )
             cls = ClassPlan(name, node.block, doc + f"\n\nFrom {decl.span.file}:{decl.span.line}.")
             self.plan.by_key[key] = cls
@@ -384,11 +476,23 @@ class Emitter:
         return lines
 
 
+def _group_name(group: ir.Group) -> str:
+    """A local for a group's output: what its layers' names share (``branch7x7`` for
+    ``branch7x7_1``, ``branch7x7_2``, ...), its one layer's name, else "out"."""
+    names = sorted(named_children(group.items))
+    common = os.path.commonprefix(names).rstrip("_")
+    if len(names) == 1:
+        return names[0]
+    return common if len(names) > 1 and common.isidentifier() else "out"
+
+
 def named_children(nodes: tuple[ir.Node, ...]) -> set[str]:
     names: set[str | None] = set()
     for node in nodes:
         if isinstance(node, ir.Concat):
-            names |= {b.name for b in node.branches}
+            names |= named_children(node.branches)
+        elif isinstance(node, ir.Group):
+            names |= named_children(node.items)
         elif isinstance(node, ir.Fork):
             names |= {node.head.name, *(b.name for b in node.branches if b.node is not None)}
         else:
