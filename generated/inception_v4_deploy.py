@@ -353,7 +353,11 @@ class InceptionV4(nn.Module):
             else:
                 kept[key] = value
         model = cls(**kwargs)
-        model.load_state_dict(_fuse(kept), strict=True)
+        made_of = {
+            **{s.conv: (s,) for s in FOLDED_BN},
+            **FUSED_CONVS,
+        }  # each fused convolution's sources
+        model.load_state_dict(_fuse(kept, made_of), strict=True)
         return model, dropped
 
 
@@ -590,11 +594,13 @@ def _needs(source: ConvSource) -> list[str]:
     return keys
 
 
-def _fuse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _fuse(
+    state: dict[str, torch.Tensor], made_of: dict[str, tuple[ConvSource, ...]]
+) -> dict[str, torch.Tensor]:
     """A training checkpoint (without aux heads) as this model's state_dict: the
-    weight and bias of each fused convolution made from its sources' tensors, which
-    must all be there; every other entry as it is."""
-    made_of = {**{s.conv: (s,) for s in FOLDED_BN}, **FUSED_CONVS}
+    weight and bias of each fused convolution (``made_of``: its sources, by module
+    path) made from its sources' tensors, which must all be there; every other
+    entry as it is."""
     state = dict(state)
     missing = [
         k for sources in made_of.values() for s in sources for k in _needs(s) if k not in state
