@@ -13,8 +13,9 @@ from compiler.cli import main
 from dsl.errors import SpecError
 
 BUILTINS = (
-    "adaptive_avgpool, avgpool, batchnorm, conv, dropout, dropout2d, flatten, "
-    "global_avgpool, linear, lrn, maxpool, relu, scale_shift, softmax"
+    "adaptive_avgpool, avgpool, batchnorm, conv, dropout, dropout2d, flatten, gelu, "
+    "global_avgpool, hardswish, identity, leaky_relu, linear, lrn, maxpool, relu, relu6, "
+    "scale_shift, sigmoid, silu, softmax, tanh"
 )
 
 CASES = [
@@ -22,13 +23,13 @@ CASES = [
         """
         network N() {
             input 3x32x32
-            t = tanh
+            t = frobnicate
         }
         """,
         f"""
-        spec.net:3:9: error: unknown layer or block 'tanh'
-            3 |     t = tanh
-              |         ^^^^
+        spec.net:3:9: error: unknown layer or block 'frobnicate'
+            3 |     t = frobnicate
+              |         ^^^^^^^^^^
         hint: expected one of the built-in layers ({BUILTINS}); no blocks are in scope (is an import missing?)
         """,
         id="no-near-layer-no-blocks",
