@@ -176,7 +176,7 @@ class GoogLeNet(nn.Module):
             else:
                 kept[key] = value
         model = cls(**kwargs)
-        model.load_state_dict(_fuse(kept, FUSED_CONVS), strict=True)
+        model.load_state_dict(_fuse(kept, FUSED_CONVS, model), strict=True)
         return model, dropped
 
 
@@ -251,19 +251,43 @@ FUSED_CONVS: dict[str, tuple[ConvSource, ...]] = {
 _BN_STATS = ("weight", "bias", "running_mean", "running_var")
 
 
-def _fold(state: dict[str, torch.Tensor], source: ConvSource) -> tuple[torch.Tensor, torch.Tensor]:
-    """Take ``source``'s tensors out of ``state``: its weight and bias (zero if it has
-    none), with its batch norm folded in, computed in float64::
+def _tensor(state: dict[str, torch.Tensor], key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """``state[key]``, taken out of ``state``; an error unless a tensor of ``shape``."""
+    value = state.pop(key)
+    if not torch.is_tensor(value):  # load_state_dict's errors are RuntimeErrors too
+        raise RuntimeError(f'"{key}" is a {type(value).__name__}, not a tensor')
+    if tuple(value.shape) != shape:
+        raise RuntimeError(
+            f'size mismatch for "{key}": expected shape {tuple(shape)}, got {tuple(value.shape)}'
+        )
+    return value
+
+
+def _fold(
+    state: dict[str, torch.Tensor], source: ConvSource, shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Take ``source``'s tensors out of ``state``: its weight (of ``shape``; a first
+    dimension of -1 takes any) and bias (zero if it has none), with its batch norm
+    folded in, computed in float64::
 
         scale = bn.weight / sqrt(bn.running_var + eps)
         weight = conv.weight * scale[:, None, None, None]
         bias = (conv.bias - bn.running_mean) * scale + bn.bias
     """
-    weight = state.pop(f"{source.conv}.weight")
+    key = f"{source.conv}.weight"
+    if shape[0] == -1 and isinstance(state[key], torch.Tensor):
+        shape = (state[key].shape[0], *shape[1:])
+    weight = _tensor(state, key, shape)
+    channels = (shape[0],)
     w = weight.double()
-    b = state.pop(f"{source.conv}.bias").double() if source.bias else w.new_zeros(w.shape[0])
+    if source.bias:
+        b = _tensor(state, f"{source.conv}.bias", channels).double()
+    else:
+        b = w.new_zeros(channels)
     if source.bn is not None:
-        gamma, beta, mean, var = (state.pop(f"{source.bn}.{stat}").double() for stat in _BN_STATS)
+        gamma, beta, mean, var = (
+            _tensor(state, f"{source.bn}.{stat}", channels).double() for stat in _BN_STATS
+        )
         state.pop(f"{source.bn}.num_batches_tracked", None)  # a training statistic
         scale = gamma / torch.sqrt(var + source.eps)
         w = w * scale.view(-1, 1, 1, 1)
@@ -280,22 +304,34 @@ def _needs(source: ConvSource) -> list[str]:
 
 
 def _fuse(
-    state: dict[str, torch.Tensor], made_of: dict[str, tuple[ConvSource, ...]]
+    state: dict[str, torch.Tensor],
+    made_of: dict[str, tuple[ConvSource, ...]],
+    model: nn.Module,
 ) -> dict[str, torch.Tensor]:
-    """A training checkpoint (without aux heads) as this model's state_dict: the
+    """A training checkpoint (without aux heads) as ``model``'s state_dict: the
     weight and bias of each fused convolution (``made_of``: its sources, by module
-    path) made from its sources' tensors, which must all be there; every other
-    entry as it is."""
+    path) made from its sources' tensors, which must all be there, of the shapes
+    ``model`` has; every other entry as it is."""
     state = dict(state)
     missing = [
         k for sources in made_of.values() for s in sources for k in _needs(s) if k not in state
     ]
     if missing:
         raise RuntimeError("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing))
+    expected = model.state_dict()
     fused = {}
     for name, sources in made_of.items():
-        weights, biases = zip(*(_fold(state, source) for source in sources))
+        shape = tuple(expected[f"{name}.weight"].shape)
+        if len(sources) > 1:  # stacked: each source's output channels are checked below
+            shape = (-1, *shape[1:])
+        weights, biases = zip(*(_fold(state, source, shape) for source in sources))
         fused[f"{name}.weight"] = torch.cat(weights)
+        if fused[f"{name}.weight"].shape != expected[f"{name}.weight"].shape:
+            got = ", ".join(f'"{s.conv}.weight" {tuple(w.shape)}' for s, w in zip(sources, weights))
+            raise RuntimeError(
+                f'size mismatch for "{name}.weight": expected shape '
+                f"{tuple(expected[f'{name}.weight'].shape)} from {got}"
+            )
         if any(source.bias or source.bn is not None for source in sources):
             fused[f"{name}.bias"] = torch.cat(biases)
     clash = [k for k in fused if k in state]  # left over, and a fused weight's name

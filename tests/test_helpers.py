@@ -10,6 +10,7 @@ import re
 import tokenize
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -63,7 +64,8 @@ def test_fuse_folds_batch_norm_and_stacks_siblings():
         "other.weight": torch.ones(1),
     }
     sources = (helpers.ConvSource("a", "bn", bias=False, eps=1e-3), helpers.ConvSource("b"))
-    fused = helpers._fuse(state, {"ab": sources})
+    model = nn.ModuleDict({"ab": nn.Conv2d(3, 6, 1)})
+    fused = helpers._fuse(state, {"ab": sources}, model)
     assert sorted(fused) == ["ab.bias", "ab.weight", "other.weight"]
     conv = nn.Conv2d(3, 6, 1)
     conv.load_state_dict({"weight": fused["ab.weight"], "bias": fused["ab.bias"]})
@@ -72,11 +74,39 @@ def test_fuse_folds_batch_norm_and_stacks_siblings():
         torch.testing.assert_close(conv(x), torch.cat([bn(a(x)), b(x)], 1))
     missing = {k: v for k, v in state.items() if k != "bn.running_var"}
     try:
-        helpers._fuse(missing, {"ab": sources})
+        helpers._fuse(missing, {"ab": sources}, model)
     except RuntimeError as err:
         assert str(err) == 'Missing key(s) in state_dict: "bn.running_var"'
     else:
         raise AssertionError("a missing key must raise")
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"bn.running_var": torch.ones(5)}, 'size mismatch for "bn.running_var": expected shape (4,), got (5,)'),
+        ({"bn.weight": 1.0}, '"bn.weight" is a float, not a tensor'),
+        ({"a.weight": torch.ones(4, 2, 1, 1)},
+         'size mismatch for "a.weight": expected shape (4, 3, 1, 1), got (4, 2, 1, 1)'),
+        ({"b.bias": torch.ones(3)}, 'size mismatch for "b.bias": expected shape (2,), got (3,)'),
+        ({"b.weight": torch.ones(3, 3, 1, 1), "b.bias": torch.ones(3)},
+         'size mismatch for "ab.weight": expected shape (6, 3, 1, 1) from "a.weight" (4, 3, 1, 1), "b.weight" (3, 3, 1, 1)'),
+    ],
+)  # fmt: skip
+def test_fuse_names_the_key_and_both_shapes(changes, message):
+    """A folded or stacked source's tensor of the wrong shape, or no tensor at all."""
+    state = {
+        "a.weight": torch.ones(4, 3, 1, 1),
+        **{f"bn.{k}": torch.ones(4) for k in ("weight", "bias", "running_mean", "running_var")},
+        "b.weight": torch.ones(2, 3, 1, 1),
+        "b.bias": torch.ones(2),
+        **changes,
+    }
+    sources = (helpers.ConvSource("a", "bn", bias=False), helpers.ConvSource("b"))
+    model = nn.ModuleDict({"ab": nn.Conv2d(3, 6, 1)})
+    with pytest.raises(RuntimeError) as err:
+        helpers._fuse(state, {"ab": sources}, model)
+    assert str(err.value) == message
 
 
 def test_a_block_named_like_a_helper_renames_the_copy(tmp_path: Path):

@@ -131,12 +131,14 @@ class FusedConv2d(nn.Conv2d):
     """A deploy convolution (``ir.FusedConv``): batch norm folded in, sibling
     convolutions stacked, ReLU applied in the call.
 
-    On CPU in inference it runs oneDNN's fused convolution+ReLU kernel (the one
-    ``torch.compile`` uses) on a weight reordered once for oneDNN and cached
-    until the weight changes, writing into the network's ``Arena`` (the
-    in-place variant adds the convolution to its output buffer, so that is
-    zeroed first); otherwise, and under tracing, compiling or export, a plain
-    convolution and an in-place ReLU.
+    On CPU in inference it runs oneDNN's convolution (the one ``torch.compile``
+    uses) on a weight reordered once for oneDNN and cached until the weight
+    changes, writing into the network's ``Arena`` (the in-place variant adds the
+    convolution to its output buffer, so that is zeroed first); otherwise, and
+    under tracing, compiling or export, a plain convolution. Either way the ReLU
+    is ``torch.relu_`` on the output: oneDNN's fused ReLU post-op turns NaN into
+    0 (and, after the in-place variant's add, inf too), where the training build
+    keeps them (tests/test_deploy_checkpoints.py).
     """
 
     def __init__(self, op: ir.FusedConv):
@@ -167,7 +169,7 @@ class FusedConv2d(nn.Conv2d):
             ]
             out = _buffer(id(self), (x.shape[0], self.out_channels, *size), x)
             if out is None:
-                return torch.ops.mkldnn._convolution_pointwise(
+                y = torch.ops.mkldnn._convolution_pointwise(
                     x,
                     self._mkldnn_weight(x),
                     self.bias,
@@ -175,11 +177,12 @@ class FusedConv2d(nn.Conv2d):
                     self.stride,
                     self.dilation,
                     self.groups,
-                    "relu" if self.relu else "none",
+                    "none",
                     [],
                     "",
                 )
-            return torch.ops.mkldnn._convolution_pointwise_.binary(
+                return torch.relu_(y) if self.relu else y
+            y = torch.ops.mkldnn._convolution_pointwise_.binary(
                 out.zero_(),
                 x,
                 self._mkldnn_weight(x),
@@ -190,10 +193,11 @@ class FusedConv2d(nn.Conv2d):
                 self.groups,
                 "add",
                 1.0,
-                "relu" if self.relu else None,
+                None,
                 [],
                 "",
             )
+            return torch.relu_(y) if self.relu else y
         y = self._conv_forward(x, self.weight, self.bias)
         return F.relu(y, inplace=True) if self.relu else y
 
@@ -503,6 +507,10 @@ class CheckpointError(KeyError):
         return self.args[0]
 
 
+class CheckpointValueError(ValueError):
+    """A training checkpoint whose value for a key is no tensor, or of the wrong shape."""
+
+
 def training_to_deploy(
     net: ir.Network, state_dict: Mapping[str, torch.Tensor], drop_aux: bool = True
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -517,12 +525,25 @@ def training_to_deploy(
         del left[key]
     missing: list[str] = []
 
-    def take(key: str, required: bool = True) -> torch.Tensor | None:
+    def take(key: str, shape: tuple[int, ...] | None = None) -> torch.Tensor | None:
+        """``key``'s tensor, of ``shape`` if given; None if missing (noted as
+        missing if a shape is given: without one, the key is optional)."""
         if key not in left:
-            if required:
+            if shape is not None:
                 missing.append(key)
             return None
-        return left.pop(key)
+        value = left.pop(key)
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointValueError(
+                f"the checkpoint does not fit {net.name}: {key} is a {type(value).__name__}, "
+                "not a tensor"
+            )
+        if shape is not None and tuple(value.shape) != shape:
+            raise CheckpointValueError(
+                f"the checkpoint does not fit {net.name}: {key} has shape "
+                f"{tuple(value.shape)}, expected {shape}"
+            )
+        return value
 
     out: dict[str, torch.Tensor] = {}
     layers = [*ir.layers(net.body)]
@@ -530,7 +551,9 @@ def training_to_deploy(
         layers += [pair for a in net.active_aux() for pair in ir.layers((a.head,))]
     for path, layer in layers:
         if isinstance(layer.op, ir.FusedConv):
-            fused = [_fold(source, take) for source in layer.op.sources]
+            op = layer.op
+            per_source = (op.in_channels // op.groups, *op.kernel_size)
+            fused = [_fold(source, take, per_source) for source in op.sources]
             folded = [f for f in fused if f is not None]
             if len(folded) == len(fused):
                 out[f"{path}.weight"] = torch.cat([w for w, _ in folded])
@@ -538,7 +561,9 @@ def training_to_deploy(
                     out[f"{path}.bias"] = torch.cat([b for _, b in folded])
         elif layer.op.op in ir.STATEFUL_OPS:
             for key in [k for k in left if k.rpartition(".")[0] == path]:
-                out[key] = left.pop(key)
+                value = take(key)  # its shape is checked by load_state_dict
+                assert value is not None  # the key is there
+                out[key] = value
     if missing or left:
         parts = []
         if missing:
@@ -555,16 +580,17 @@ def _some(keys: list[str], shown: int = 8) -> str:
 
 
 def _fold(
-    source: ir.ConvSource, take: Callable[..., torch.Tensor | None]
+    source: ir.ConvSource, take: Callable[..., torch.Tensor | None], per_channel: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """One source's weight and bias, its batch norm folded in (in float64, then
-    back to the checkpoint's dtype)."""
-    weight = take(f"{source.conv}.weight")
-    bias = take(f"{source.conv}.bias") if source.bias else None
+    """One source's weight (of ``out_channels`` x ``per_channel``) and bias, its batch
+    norm folded in (in float64, then back to the checkpoint's dtype)."""
+    channels = (source.out_channels,)
+    weight = take(f"{source.conv}.weight", (*channels, *per_channel))
+    bias = take(f"{source.conv}.bias", channels) if source.bias else None
     if source.bn is not None:
         stats = ("weight", "bias", "running_mean", "running_var")
-        taken = {k: take(f"{source.bn}.{k}") for k in stats}
-        take(f"{source.bn}.num_batches_tracked", required=False)  # a training statistic
+        taken = {k: take(f"{source.bn}.{k}", channels) for k in stats}
+        take(f"{source.bn}.num_batches_tracked")  # a training statistic, not needed
         bn = {k: v for k, v in taken.items() if v is not None}
         if len(bn) < len(stats):
             return None
