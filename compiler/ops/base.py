@@ -192,7 +192,10 @@ class OpModel(BaseModel):
     # -- the rules: override in each op
 
     def infer(self, shape: Shape) -> Shape:
-        """The output shape for an input of ``shape`` (no batch dimension), or ShapeError."""
+        """The output shape for an input of ``shape`` (no batch dimension), or ShapeError;
+        an op that ``keeps_shape`` needs no rule of its own."""
+        if self.keeps_shape:
+            return shape
         raise NotImplementedError(type(self).__name__)
 
     def params(self) -> int:

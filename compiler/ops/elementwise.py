@@ -37,9 +37,6 @@ class ReLU(OpModel):
     example = ({}, (2, 3, 3))
     keeps_shape = True
 
-    def infer(self, shape: Shape) -> Shape:
-        return shape
-
 
 @register
 class ReLU6(OpModel):
@@ -51,9 +48,6 @@ class ReLU6(OpModel):
     torch = Torch("ReLU6", "F.relu6")
     example = ({"inplace": True}, (2, 3, 3))
     keeps_shape = True
-
-    def infer(self, shape: Shape) -> Shape:
-        return shape
 
 
 @register
@@ -68,9 +62,6 @@ class LeakyReLU(OpModel):
     example = ({"negative_slope": 0.2}, (2, 3, 3))
     keeps_shape = True
 
-    def infer(self, shape: Shape) -> Shape:
-        return shape
-
 
 @register
 class Sigmoid(OpModel):
@@ -81,9 +72,6 @@ class Sigmoid(OpModel):
     torch = Torch("Sigmoid", "torch.sigmoid")
     example = ({}, (2, 3, 3))
     keeps_shape = True
-
-    def infer(self, shape: Shape) -> Shape:
-        return shape
 
 
 @register
@@ -96,9 +84,6 @@ class Tanh(OpModel):
     example = ({}, (5,))
     keeps_shape = True
 
-    def infer(self, shape: Shape) -> Shape:
-        return shape
-
 
 @register
 class GELU(OpModel):
@@ -109,9 +94,6 @@ class GELU(OpModel):
     torch = Torch("GELU", "F.gelu")
     example = ({}, (2, 3, 3))
     keeps_shape = True
-
-    def infer(self, shape: Shape) -> Shape:
-        return shape
 
 
 @register
@@ -125,9 +107,6 @@ class SiLU(OpModel):
     example = ({}, (2, 3, 3))
     keeps_shape = True
 
-    def infer(self, shape: Shape) -> Shape:
-        return shape
-
 
 @register
 class Hardswish(OpModel):
@@ -140,9 +119,6 @@ class Hardswish(OpModel):
     example = ({"inplace": True}, (2, 3, 3))
     keeps_shape = True
 
-    def infer(self, shape: Shape) -> Shape:
-        return shape
-
 
 @register
 class Identity(OpModel):
@@ -153,9 +129,6 @@ class Identity(OpModel):
     torch = Torch("Identity")  # unnamed, it is no call at all: the input itself
     example = ({}, (2, 3, 3))
     keeps_shape = True
-
-    def infer(self, shape: Shape) -> Shape:
-        return shape
 
 
 @register
@@ -168,9 +141,6 @@ class Dropout(OpModel):
     torch = Torch("Dropout", "F.dropout", positional=1, always=("p",), training=True)
     example = ({"p": 0.25}, (6,))
     keeps_shape = True
-
-    def infer(self, shape: Shape) -> Shape:
-        return shape
 
     def describe(self) -> str:
         return f"dropout {self.p:g}"
