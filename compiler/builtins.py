@@ -3,8 +3,8 @@
 Derived from the op registry (``compiler.ops``): one built-in per op a spec
 may write, plus the aliases (``global_avgpool``). Argument names are
 PyTorch's. Each entry lists the arguments in positional order; ``inferred``
-fields are filled from the input shape, never written. ``reference_rows``
-renders the table for the language reference.
+fields are filled from the input shape, never written. The language
+reference's tables are rendered from these entries by ``compiler.reference``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler import ops
-from compiler.expr import literal
 
 # Argument kinds, checked by elaboration.
 INT, FLOAT, BOOL, PAIR, PADDING, FLOATS = (
@@ -81,33 +80,6 @@ for _tag, _op in ops.OPS.items():
     for _name, _alias in ops.ALIASES.items():
         if _alias.op is _op:
             BUILTINS[_name] = _builtin(_op, _alias.fixed, _alias.doc)
-
-
-def reference_rows() -> list[tuple[str, str, str]]:
-    """The built-ins for the language reference: (name, signature, doc), in
-    registry order; the signature shows each argument's kind and default,
-    ``conv(out_channels: int, kernel_size: pair, stride: pair = 1, ...)``."""
-    rows = []
-    for name, spec in BUILTINS.items():
-        parts = []
-        for arg in spec.args:
-            text = f"{arg.name}: {arg.kind}"
-            if arg.default is SAME_AS_KERNEL:
-                text += " = kernel_size"
-            elif arg.default is not REQUIRED:
-                text += f" = {_show(arg.default)}"
-            parts.append(text)
-        rows.append((name, f"{name}({', '.join(parts)})", spec.doc))
-    return rows
-
-
-def _show(value: Any) -> str:
-    """A default as the spec writes it: ``true``, ``"same"``, ``1e-05``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return literal(value)
 
 
 # Weight initialisation schemes usable in ``init`` statements, with their arguments.

@@ -146,27 +146,6 @@ def test_builtins_are_the_written_ops_and_their_aliases():
     assert builtins.BUILTINS["global_avgpool"].fixed == {"output_size": (1, 1)}
 
 
-def test_reference_rows():
-    rows = {name: (signature, doc) for name, signature, doc in builtins.reference_rows()}
-    assert list(rows) == list(builtins.BUILTINS)
-    assert rows["conv"] == (
-        (
-            "conv(out_channels: int, kernel_size: pair, stride: pair = 1, padding: padding = 0, "
-            "dilation: pair = 1, groups: int = 1, bias: bool = true)"
-        ),
-        "2-d convolution; in_channels is inferred.",
-    )
-    assert rows["maxpool"][0] == (
-        "maxpool(kernel_size: pair, stride: pair = kernel_size, padding: pair = 0, "
-        "dilation: pair = 1, ceil_mode: bool = false)"
-    )
-    assert rows["batchnorm"][0] == "batchnorm(eps: float = 1e-05, momentum: float = 0.1)"
-    assert rows["global_avgpool"] == (
-        "global_avgpool()",
-        "Average pooling to 1x1: one value per channel.",
-    )
-
-
 # -- the IR validates what the definitions say ----------------------------------------------------
 
 
