@@ -377,25 +377,32 @@ def _adaptive_avgpool(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -
 
 @lowers("lrn")
 def _lrn(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -> str:
-    """ONNX's LRN is PyTorch's (``local_response_norm``: alpha / size times the sum
-    of squares, plus k, to the beta) over the window ``[c - (size - 1) // 2, c +
-    size // 2]``; PyTorch's window is ``[c - size // 2, c + (size - 1) // 2]``: the
-    same for an odd size, mirrored for an even one, so then the channels are
-    reversed around it."""
+    """ONNX's LRN is PyTorch's ``local_response_norm`` (alpha / size times the sum of
+    squares over a window of channels, plus k, to the beta: x divided by that) for an
+    odd size. For an even one their windows differ (ONNX's is ``[c - (size - 1) // 2,
+    c + size // 2]``, PyTorch's ``[c - size // 2, c + (size - 1) // 2]``) and
+    onnxruntime has no kernel, so it is written out as PyTorch computes it: the
+    squares, as N x 1 x C x H x W, averaged over ``size`` channels with that padding."""
     op = layer.op
     assert isinstance(op, ir.LRN)
-    attributes = {"size": op.size, "alpha": op.alpha, "beta": op.beta, "bias": op.k}
     if op.size % 2:
-        return g.node("LRN", [x], name, **attributes)
-    reverse = [
-        g.ints(f"{name}.reverse.start", [-1]),
-        g.ints(f"{name}.reverse.end", [-(2**63)]),
-        g.ints(f"{name}.reverse.axes", [1]),
-        g.ints(f"{name}.reverse.step", [-1]),
-    ]
-    flipped = g.node("Slice", [x, *reverse], f"{name}.reverse")
-    y = g.node("LRN", [flipped], f"{name}.lrn", **attributes)
-    return g.node("Slice", [y, *reverse], name)
+        return g.node("LRN", [x], name, size=op.size, alpha=op.alpha, beta=op.beta, bias=op.k)
+    axis = g.ints(f"{name}.axis", [1])
+    squares = g.node("Mul", [x, x], f"{name}.square")
+    volume = g.node("Unsqueeze", [squares, axis], f"{name}.unsqueeze")
+    mean = g.node(
+        "AveragePool",
+        [volume],
+        f"{name}.window",
+        kernel_shape=[op.size, 1, 1],
+        pads=[op.size // 2, 0, 0, (op.size - 1) // 2, 0, 0],
+        count_include_pad=1,
+    )
+    mean = g.node("Squeeze", [mean, axis], f"{name}.squeeze")
+    scaled = g.node("Mul", [mean, g.constant(f"{name}.alpha", op.alpha)], f"{name}.alpha")
+    shifted = g.node("Add", [scaled, g.constant(f"{name}.k", op.k)], f"{name}.k")
+    div = g.node("Pow", [shifted, g.constant(f"{name}.beta", op.beta)], f"{name}.pow")
+    return g.node("Div", [x, div], name)
 
 
 # -- the walk --------------------------------------------------------------------------------
