@@ -11,10 +11,14 @@ joins and forks exactly as the runtime backend does (``BlockModule``), so
 the graph computes what the deploy module computes.
 
 The graph is the one onnxruntime runs fastest, the shape torchvision's own
-GoogLeNet export has: Conv (its ReLU a Relu after it), Concat, MaxPool,
-GlobalAveragePool, Flatten, Gemm; batch norm folded by the deploy passes;
-no Transpose, Reshape or Split but where an op needs one (a fused sibling
-convolution's ``Fork`` is split with Split).
+GoogLeNet export has: Conv (its ReLU a Relu after it, which onnxruntime
+fuses), Concat, MaxPool, GlobalAveragePool, Flatten, Gemm; batch norm folded
+by the deploy passes; no Transpose or Reshape. Only what ONNX cannot say in
+one op is written out in several: an adaptive average pool to a size that
+does not divide the input (Slice and ReduceMean per window), an LRN of even
+size, the exact GELU, PyTorch's ceil_mode where ONNX's size formula differs
+(a Slice), a fused sibling convolution's ``Fork`` (a Split; the ONNX target
+does not fuse siblings, ``compiler.passes.TARGETS``).
 
 The weights are the deploy module's ``state_dict`` (``compiler.backends.
 runtime``): a training checkpoint converted as the passes say
