@@ -478,3 +478,23 @@ def test_a_chain_of_10000_layers(tmp_path):
     model = onnx.load(onnx_export.export(net, tmp_path / "chain.onnx").path)
     assert op_types(model) == ["Conv", "Relu"] * 5_000
     assert [n.name for n in model.graph.node[-2:]] == ["c9998", "c9998.relu"]
+
+
+def test_a_checkpoint_that_does_not_fit_fails_as_the_runtime_s_load(tiny):
+    """The exporter checks a checkpoint without the module's (quadratic) strict load,
+    but raises what that load, and the runtime's conversion, raise."""
+    from compiler.backends.runtime import CheckpointError
+
+    net = compiler.load(tiny)
+    state = build_module(net).state_dict()
+    target = tiny.parent / "bad.onnx"
+    with pytest.raises(RuntimeError, match=r"size mismatch for fc\.weight: copying a param"):
+        onnx_export.export(net, target, state_dict={**state, "fc.weight": torch.ones(5, 3)})
+    lacking = {k: v for k, v in state.items() if k != "a.1.running_mean"}  # a folded one
+    with pytest.raises(CheckpointError, match="missing keys: a.1.running_mean"):
+        onnx_export.export(net, target, state_dict=lacking)
+    plain = passes.optimise(net, disable=passes.PASSES)  # batch norms kept: their keys loaded
+    without = {k: v for k, v in state.items() if k != "a.1.running_var"}
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\) in state_dict: "a.1.running_var"'):
+        onnx_export.export(net, target, state_dict=without, deploy=plain)
+    assert not target.exists()
