@@ -6,8 +6,8 @@ Each command runs in a fresh process (as a user runs it), several times; the
 median, min and max wall times are printed. `netc` is the installed console
 script when it is on PATH (through whatever shim the environment puts in
 front of it), and `python -m compiler.cli` in any case. The ONNX export is
-timed in-process (torch.onnx.export plus onnx.checker, then the whole CLI
-command once). Prints figures; asserts nothing.
+timed in-process (the graph written from the IR, onnx.checker, the bytes;
+then the whole CLI command once). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations

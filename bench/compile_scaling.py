@@ -20,7 +20,8 @@ Growth should be linear (the per-block column flat) and check under 1 s at
 (1x1 convolutions and ReLUs on a 1x4x4 input), each command in a fresh
 process (wall time, start-up included): ``netc check``, ``netc summary``,
 ``netc compile`` and ``netc compile --emit onnx`` (``--no-onnx`` to skip it).
-The per-1,000-layers columns should stay flat.
+The per-1,000-layers columns should stay flat. ``--wide 1000 10000`` does the
+same for one concat of that many branches (each a 1x1 convolution and a ReLU).
 """
 
 from __future__ import annotations
@@ -89,15 +90,23 @@ def chain_text(layers: int) -> str:
     return "\n".join([*lines, "}", ""])
 
 
-def chains(sizes: list[int], onnx: bool) -> None:
+def wide_text(branches: int) -> str:
+    lines = ["network Wide() {", "    input 1x4x4", "    concat {"]
+    lines += [f"        b{i} = conv(1, 1) -> relu" for i in range(branches)]
+    return "\n".join([*lines, "    }", "}", ""])
+
+
+def chains(
+    sizes: list[int], onnx: bool, text: Callable[[int], str] = chain_text, label: str = "layers"
+) -> None:
     commands = {"check": ["check"], "summary": ["summary"], "compile": ["compile", "-o", "out.py"]}
     if onnx:
         commands["onnx"] = ["compile", "--emit", "onnx", "-o", "out.onnx"]
-    print(f"{'layers':>7}  " + "  ".join(f"{name:>8}  {'/1k':>6}" for name in commands))
+    print(f"{label:>8}  " + "  ".join(f"{name:>8}  {'/1k':>6}" for name in commands))
     with tempfile.TemporaryDirectory() as tmp:
         for layers in sizes:
             path = Path(tmp) / f"chain{layers}.net"
-            path.write_text(chain_text(layers), encoding="utf-8")
+            path.write_text(text(layers), encoding="utf-8")
             cells = []
             for argv in commands.values():
                 start = time.perf_counter()
@@ -108,7 +117,7 @@ def chains(sizes: list[int], onnx: bool) -> None:
                 )
                 seconds = time.perf_counter() - start
                 cells.append(f"{seconds:7.2f}s  {seconds / layers * 1e3:5.2f}s")
-            print(f"{layers:7d}  " + "  ".join(cells), flush=True)
+            print(f"{layers:8d}  " + "  ".join(cells), flush=True)
 
 
 def main() -> None:
@@ -116,10 +125,14 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chain", nargs="+", type=int, help="time flat chains of these lengths")
+    parser.add_argument("--wide", nargs="+", type=int, help="time concats of these many branches")
     parser.add_argument("--no-onnx", action="store_true", help="with --chain: skip the ONNX export")
     args = parser.parse_args()
-    if args.chain:
-        chains(args.chain, onnx=not args.no_onnx)
+    if args.chain or args.wide:
+        if args.chain:
+            chains(args.chain, onnx=not args.no_onnx)
+        if args.wide:
+            chains(args.wide, onnx=not args.no_onnx, text=wide_text, label="branches")
         return
     try:
         from compiler.backends.source import emit

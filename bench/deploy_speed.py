@@ -158,7 +158,9 @@ def quiet():
 
 
 def export_onnx(module: torch.nn.Module, path: Path) -> float:
-    """The same exporter settings as compiler/backends/onnx_export.py."""
+    """torchvision's model through PyTorch's own exporter (torch.export; it needs
+    onnxscript, which netc itself no longer does), with the settings netc used
+    before it wrote its graphs from the IR."""
     start = time.perf_counter()
     with quiet(), torch.no_grad():
         torch.onnx.export(

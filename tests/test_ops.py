@@ -1,7 +1,7 @@
 """The op registry (``compiler.ops``): every op is complete, and everything that
 describes an op (the language's built-ins, the IR's validation, shape rules,
-descriptions, the runtime's modules and calls, the source backend's text)
-comes from its one definition. Each op's ``example`` runs through all of them."""
+descriptions, the runtime's modules and calls, the source backend's text, the
+ONNX lowering) comes from its one definition. Each op's ``example`` runs through all of them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from torch import nn
 
 import compiler
 from compiler import builtins, ir, ops, shapes
-from compiler.backends import runtime
+from compiler.backends import onnx_export, runtime
 from compiler.backends.source import _args
 from compiler.expr import literal
 
@@ -60,6 +60,7 @@ def test_every_op_is_complete(tag):
     spec = cls.torch
     assert spec.helper or isinstance(getattr(nn, spec.module), type)
     assert tag in runtime.MODULES
+    assert tag in onnx_export.LOWERINGS  # its example runs in onnxruntime: tests/test_onnx.py
     assert (spec.function is not None) == (tag in runtime.FUNCTIONS)
     if not cls.stateful and tag != "identity":  # unnamed, identity is its input: no call
         assert spec.function is not None, "a weightless op can run unnamed"
