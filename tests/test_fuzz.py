@@ -14,7 +14,7 @@ import random
 import tempfile
 
 import pytest
-from fuzzing import extremes, make_case, run_case
+from fuzzing import Case, _classify, extremes, make_case, run_case
 from specgen import random_case
 
 import compiler
@@ -78,3 +78,18 @@ def test_two_thousand_mutated_and_generated_cases_have_no_failure():
             failures.append((index, outcome))
     assert failures == []
     assert counts["ok"] > 300 and counts["error"] > 800, counts
+
+
+def test_an_error_without_a_position_is_a_failure_and_a_usage_error_is_not():
+    unpositioned = _classify(1, "", "netc: error: spec.net defines no network\n", None)
+    assert (unpositioned.kind, unpositioned.failure) == ("unpositioned", True)
+    positioned = _classify(1, "", "spec.net:3:2: error: no network in this file, only 1 block\n", None)
+    assert (positioned.kind, positioned.failure) == ("error", False)
+    usage = _classify(2, "", "Usage: netc check [OPTIONS] SPEC\n", None)
+    assert (usage.kind, usage.failure) == ("usage", False)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "block B() {\n    relu\n}\n"])
+def test_a_file_with_no_network_is_a_positioned_error_with_no_temporary_path(text):
+    outcome = run_case(Case({"net.net": text.encode()}))
+    assert outcome.kind == "error" and outcome.detail.startswith("net.net:"), outcome
