@@ -22,8 +22,8 @@ A finding is anything but an accepted spec or one positioned ``SpecError``
 characters): any other exception, an error with no position, an error whose
 rendering lacks the line and caret, or generated source that does not compile.
 Each distinct finding (exception type and the innermost netc frame) is printed
-once, with the file its first input was saved to (``--findings``), and fuzzing
-goes on; ``--stop`` lets atheris stop at the first one instead, as libFuzzer
+once, with the file its first input was saved to (``--findings``; every failing
+input is saved there, to be rerun with ``--replay``), and fuzzing goes on; ``--stop`` lets atheris stop at the first one instead, as libFuzzer
 does. A hang ends the run through libFuzzer's ``-timeout`` (30 s unless given).
 Every minute, and at the end of ``-runs`` or ``-max_total_time`` (handled here, so
 that it is reached), it prints the executions and the count of each outcome; at
@@ -32,7 +32,8 @@ the end, the findings too, and it exits with status 1 if there were any.
 The corpus (``--corpus``, a folder kept between runs) starts from the shipped
 specs, ``specs/*.net`` and ``specs/std/*.net``; libFuzzer adds to it every input
 that reaches new code. A dictionary of the tokens those specs use is passed with
-``-dict`` (unless given). Every other argument goes to libFuzzer
+``-dict`` (unless given). Half the mutations are libFuzzer's, on bytes; the other
+half replace, repeat, swap or drop whole tokens (``--bytes-only``: none of those). Every other argument goes to libFuzzer
 (``-max_total_time``, ``-runs``, ``-max_len``, ``-seed``; ``-help=1`` lists them).
 Run it under ``nice`` on a shared machine.
 """
@@ -44,6 +45,7 @@ import collections
 import hashlib
 import importlib
 import os
+import random
 import re
 import shutil
 import sys
@@ -152,12 +154,13 @@ class Harness:
             raise Finding("fmt is not idempotent")
 
     def report(self, data: bytes, exc: BaseException) -> None:
+        """Save the input (every one, for ``--replay``); print each distinct finding once."""
         signature = where(exc)
-        if signature in self.seen:
-            return
         self.findings.mkdir(parents=True, exist_ok=True)
         saved = self.findings / f"{hashlib.sha1(data).hexdigest()[:16]}.net"
         saved.write_bytes(data)
+        if signature in self.seen:
+            return
         self.seen[signature] = saved
         message = str(exc).splitlines()[0][:300] if str(exc) else ""
         print(f"\n#### finding {len(self.seen)}: {signature}\n     {message}\n     input: {saved}",
@@ -211,6 +214,29 @@ def where(exc: BaseException) -> str:
     return f"{type(exc).__name__}{place}"
 
 
+class TokenMutator:
+    """libFuzzer's byte mutations for half the inputs, token-level ones for the rest
+    (``tests/fuzzing.mutate_tokens``: tokens deleted, repeated, swapped, replaced by
+    the shipped specs' words or by hostile ones), which keep more inputs parseable."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(REPO / "tests"))
+        from fuzzing import _vocabulary, mutate_tokens
+
+        self.vocabulary = _vocabulary()
+        self.mutate_tokens = mutate_tokens
+
+    def __call__(self, data: bytes, max_size: int, seed: int) -> bytes:
+        import atheris
+
+        rng = random.Random(seed)
+        if rng.random() < 0.5:
+            return atheris.Mutate(data, max_size)
+        text = data.decode("utf-8", "surrogateescape")
+        mutated = self.mutate_tokens(rng, text, self.vocabulary)
+        return mutated.encode("utf-8", "surrogateescape")[:max_size]
+
+
 def seed_corpus(corpus: Path) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
     for spec in SEEDS:
@@ -237,6 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--source", action="store_true", help="emit accepted networks as source too")
     parser.add_argument("--fmt", action="store_true", help="format every input too")
+    parser.add_argument("--bytes-only", action="store_true", help="libFuzzer's byte mutations alone")
     parser.add_argument("--stop", action="store_true", help="stop at the first finding")
     parser.add_argument("--corpus", type=Path, default=WORK / "corpus", help="the corpus folder")
     parser.add_argument("--findings", type=Path, default=WORK / "findings", help="saved findings")
@@ -271,7 +298,8 @@ def main() -> None:
             libfuzzer.append("-timeout=30")
         if not any(not a.startswith("-") for a in libfuzzer):
             libfuzzer.append(str(args.corpus))
-        atheris.Setup([sys.argv[0], *libfuzzer], harness.one_input)
+        extra = {} if args.bytes_only else {"custom_mutator": TokenMutator()}
+        atheris.Setup([sys.argv[0], *libfuzzer], harness.one_input, **extra)
         atheris.Fuzz()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
