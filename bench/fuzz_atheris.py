@@ -20,22 +20,25 @@ must change nothing.
 A finding is anything but an accepted spec or one positioned ``SpecError``
 (``file:line:col: error:``, then the source line and a caret, at most 20,000
 characters): any other exception, an error with no position, an error whose
-rendering lacks the line and caret, or generated source that does not compile.
-Each distinct finding (exception type and the innermost netc frame) is printed
-once, with the file its first input was saved to (``--findings``; every failing
-input is saved there, to be rerun with ``--replay``), and fuzzing goes on; ``--stop`` lets atheris stop at the first one instead, as libFuzzer
-does. A hang ends the run through libFuzzer's ``-timeout`` (30 s unless given).
-Every minute, and at the end of ``-runs`` or ``-max_total_time`` (handled here, so
-that it is reached), it prints the executions and the count of each outcome; at
-the end, the findings too, and it exits with status 1 if there were any.
+rendering lacks the line and caret, generated source that does not compile, or
+a formatting that a second run changes. Each distinct finding (what the harness
+saw, or the exception's type and innermost netc frame) is printed once, with the
+file its first input was saved to; every failing input is saved in
+``--findings``, to be rerun with ``--replay``. Fuzzing goes on after a finding;
+``--stop`` lets atheris stop at the first one instead, as libFuzzer does. A hang
+ends the run through libFuzzer's ``-timeout`` (30 s unless given). Every minute,
+and at the end of ``-runs`` or ``-max_total_time`` (handled here, so that it is
+reached), it prints the executions and the count of each outcome; at the end,
+the findings too, and it exits with status 1 if there were any.
 
 The corpus (``--corpus``, a folder kept between runs) starts from the shipped
 specs, ``specs/*.net`` and ``specs/std/*.net``; libFuzzer adds to it every input
 that reaches new code. A dictionary of the tokens those specs use is passed with
-``-dict`` (unless given). Half the mutations are libFuzzer's, on bytes; the other
-half replace, repeat, swap or drop whole tokens (``--bytes-only``: none of those). Every other argument goes to libFuzzer
-(``-max_total_time``, ``-runs``, ``-max_len``, ``-seed``; ``-help=1`` lists them).
-Run it under ``nice`` on a shared machine.
+``-dict`` (unless given). Half the mutations are libFuzzer's, on bytes; the
+other half replace, repeat, swap or drop whole tokens (``--bytes-only``: none of
+those). Every other argument goes to libFuzzer (``-max_total_time``, ``-runs``,
+``-max_len``, ``-seed``; ``-help=1`` lists them). Run it under ``nice`` on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ class Harness:
         except Exception as exc:  # noqa: BLE001 -- every escape is a finding
             self.counts["finding"] += 1
             self.report(data, exc)
-            return f"finding: {where(exc)}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+            own = isinstance(exc, Finding)  # its message says what it is
+            return f"finding: {first_line(exc) if own else f'{where(exc)}: {first_line(exc)}'}"
 
     def done(self) -> bool:
         runs = sum(self.counts.values())
@@ -162,8 +166,7 @@ class Harness:
         if signature in self.seen:
             return
         self.seen[signature] = saved
-        message = str(exc).splitlines()[0][:300] if str(exc) else ""
-        print(f"\n#### finding {len(self.seen)}: {signature}\n     {message}\n     input: {saved}",
+        print(f"\n#### finding {len(self.seen)}: {signature}\n     {first_line(exc)}\n     input: {saved}",
               file=sys.stderr, flush=True)
 
     def summary(self) -> str:
@@ -204,14 +207,19 @@ def emit(net, source: str) -> None:
 
 
 def where(exc: BaseException) -> str:
-    """What makes two findings the same: the type and the innermost netc frame."""
+    """What makes two findings the same: the harness's own finding (what it is), or
+    the exception's type and the innermost netc frame."""
+    if isinstance(exc, Finding):
+        return str(exc).split(":")[0]
     frames = traceback.extract_tb(exc.__traceback__)
     netc = [f for f in frames if "/compiler/" in f.filename or "/dsl/" in f.filename] or frames
     last = netc[-1] if netc else None
     place = f" at {Path(last.filename).name}:{last.lineno} ({last.name})" if last else ""
-    if isinstance(exc, Finding):
-        return f"Finding: {str(exc).split(':')[0]}"
     return f"{type(exc).__name__}{place}"
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else ""
 
 
 class TokenMutator:
