@@ -28,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent))
 
+from fuzzing import FAILURES  # found through the path above
+
 
 def worker(seed: int, start: int, stop: int, timeout: float) -> None:
     from fuzzing import make_case, run_case
@@ -53,7 +55,7 @@ class Campaign:
         with self.lock:
             self.counts[kind] += 1
             self.done += 1
-            if kind in ("other", "hang", "crash"):
+            if kind in FAILURES:
                 signature = f"{kind}: {detail.splitlines()[0] if detail else ''}"
                 self.failures[signature].append((index, origin))
                 if self.log:

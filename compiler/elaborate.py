@@ -137,9 +137,7 @@ class _Elaborator:
     ) -> ir.Network:
         networks = [d for d in root.definitions if d.is_network]
         if not networks:
-            raise SpecError(
-                f"{root.path} defines no network", hint="add `network Name(...) { ... }`"
-            )
+            raise _no_network(root)
         if len(networks) > 1:
             raise SpecError(
                 f"a spec file holds one network; '{networks[1].name}' is the second",
@@ -928,6 +926,28 @@ def _expected_call(blocks: Mapping[str, ast.BlockDef]) -> str:
 def _signature(name: str, specs: tuple[bi.ArgSpec, ...]) -> str:
     parts = [s.name if s.default is bi.REQUIRED else f"{s.name}=..." for s in specs]
     return f"{name}({', '.join(parts)})"
+
+
+def _no_network(root: ast.SpecFile) -> SpecError:
+    """The error for a root file with no network, at the end of what it holds."""
+    end = root.end_span or Span(root.path, 1, 1, 1, 2)
+    hint = "add `network Name(...) { ... }`"
+    if root.definitions or root.imports:
+        held = [
+            _count(len(root.definitions), "block"),
+            _count(len(root.imports), "import"),
+        ]
+        what = " and ".join(h for h in held if h)
+        if root.definitions:
+            hint += "; a file of blocks alone is a library: import it from a spec with a network"
+        return SpecError(f"no network in this file, only {what}", end, hint=hint)
+    if (end.line, end.column) == (1, 1):
+        return SpecError("empty file, expected a network", end, hint=hint)
+    return SpecError("no network in this file, only comments", end, hint=hint)
+
+
+def _count(n: int, noun: str) -> str:
+    return "" if n == 0 else f"{n} {noun}" + "s" * (n != 1)
 
 
 def _finite(sym: Sym, span: Span | None) -> Sym:

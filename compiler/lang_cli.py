@@ -107,11 +107,12 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout:
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise SpecError(f"cannot read {path}: {reason}") from None
+    """The file's text as ``netc check`` reads it (a FIFO or a device refused unread, a
+    bad byte an error at its line and column), with universal newlines."""
+    from dsl.loader import read_spec
+
+    text = read_spec(path, str(path), None)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _spec_files(paths: tuple[str, ...]) -> list[Path]:

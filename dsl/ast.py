@@ -182,3 +182,6 @@ class SpecFile:
     imports: tuple[Import, ...]
     definitions: tuple[BlockDef, ...]
     doc: str = ""  # the comment that opens the file, when it is not a block's doc comment
+    # Just past the last thing written (1:1 in a file with nothing in it): where an
+    # error about the whole file, such as "no network", points.
+    end_span: Span | None = None

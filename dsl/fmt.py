@@ -4,7 +4,10 @@ The parse tree is turned into a small document of text, line breaks, groups
 and indents (the Wadler / Prettier scheme), which is laid out in 100 columns:
 a bracketed list (parameters, call arguments, a tuple) stays on one line when
 it fits, holds no comment and was not written with a trailing comma; else it
-is written one item per line, each with a trailing comma. Every other
+is written one item per line, each with a trailing comma. A chain ``a -> b``
+stays on one line when it would fit with all its arguments on one line and no
+call after the first is written one argument per line; else it is written one
+``-> call`` per line. Every other
 statement gets a line of its own, indented four spaces per level.
 
 Comments are not in the tree: the parser collects them, and each is put back
@@ -63,6 +66,18 @@ class Group:
     parts: list
     broken: bool = False  # forced: a comment inside, a trailing comma, a hard line
     brackets: bool = True  # a bracketed list, which breaks when a group inside it does
+
+
+@dataclass
+class Chain(Group):
+    """``a -> b -> c``: a group that does not break for a broken list in its first call
+    (``conv(...) -> relu``), but does for one in a later call, and that stays on one line
+    only if it would fit with every list in it on one line. So its layout does not
+    depend on whether a list was broken by its length or by the trailing comma that a
+    first run wrote for it: a second run changes nothing."""
+
+    first: int = 0  # how many of ``parts`` are the first call
+    brackets: bool = False
 
 
 @dataclass
@@ -269,7 +284,8 @@ class _Builder:
         broken = any(
             self._has_comment(a.meta.end_pos - 1, b.meta.start_pos) for a, b in zip(calls, rest)
         )
-        return [Group([*self.link(first), Indent(links)], broken, brackets=False)]
+        head = self.link(first)
+        return [Chain([*head, Indent(links)], broken, first=len(head))]
 
     def call(self, tree: Tree) -> list:
         name, *args = tree.children
@@ -342,12 +358,20 @@ _FLAT, _BREAK = 0, 1
 
 
 def _force(parts: list) -> tuple[bool, bool]:
-    """Break every group that holds a hard line, and every bracketed list that holds a
-    broken group; return whether ``parts`` hold a hard line, and a broken group."""
+    """Break every group that holds a hard line, every bracketed list that holds a
+    broken group, and every chain whose later calls hold one; return whether ``parts``
+    hold a hard line, and a broken group."""
     hard = broken = False
     for part in parts:
         if isinstance(part, HardLine):
             hard = True
+        elif isinstance(part, Chain):  # each part walked once: chains nest in chains
+            head_hard, head_broken = _force(part.parts[: part.first])
+            later_hard, later_broken = _force(part.parts[part.first :])
+            inner_hard = head_hard or later_hard
+            part.broken = part.broken or inner_hard or later_broken
+            inner_broken = part.broken or head_broken
+            hard, broken = hard or inner_hard, broken or inner_broken
         elif isinstance(part, (Group, Indent)):
             inner_hard, inner_broken = _force(part.parts)
             if isinstance(part, Group):
@@ -357,8 +381,9 @@ def _force(parts: list) -> tuple[bool, bool]:
     return hard, broken
 
 
-def _fits(width: int, stack: list) -> bool:
-    """Whether what is on ``stack`` (last first) fits in ``width`` up to its next line break."""
+def _fits(width: int, stack: list, flat: bool = False) -> bool:
+    """Whether what is on ``stack`` (last first) fits in ``width`` up to its next line break;
+    ``flat``: with every group on one line, even one that is broken."""
     stack = list(stack)
     while stack and width >= 0:
         mode, indent, part = stack.pop()
@@ -373,7 +398,7 @@ def _fits(width: int, stack: list) -> bool:
             if mode == _BREAK:
                 width -= len(part.text)
         elif isinstance(part, Group):
-            inner = _BREAK if part.broken else mode
+            inner = _BREAK if part.broken and not flat else mode
             stack.extend((inner, indent, p) for p in reversed(part.parts))
         elif isinstance(part, Indent):
             stack.extend((mode, indent, p) for p in reversed(part.parts))
@@ -404,8 +429,13 @@ def _layout(doc: list) -> list[_OutputLine]:
                 lines[-1].pieces.append(Text(part.text))
                 column += len(part.text)
         elif isinstance(part, Group):
+            # A chain is measured with its lists on one line even where one is broken: a
+            # list broken for its length would otherwise count as flat in a first run,
+            # and as broken in a second (by the trailing comma the first run wrote).
             flat = not part.broken and _fits(
-                WIDTH - column, [*stack, *((_FLAT, indent, p) for p in reversed(part.parts))]
+                WIDTH - column,
+                [*stack, *((_FLAT, indent, p) for p in reversed(part.parts))],
+                flat=isinstance(part, Chain),
             )
             inner = _FLAT if flat else _BREAK
             stack.extend((inner, indent, p) for p in reversed(part.parts))

@@ -112,7 +112,15 @@ def parse(text: str, path: str) -> ast.SpecFile:
         if isinstance(err.orig_exc, SpecError):
             raise err.orig_exc from None
         raise
-    return replace(spec, doc=_file_doc(comments, text, spec))
+    return replace(spec, doc=_file_doc(comments, text, spec), end_span=end_of_text(text, path))
+
+
+def end_of_text(text: str, path: str) -> Span:
+    """Just past the last thing written in ``text`` (comments count; trailing blank
+    lines do not): 1:1 when there is nothing. Lines as the parser counts them."""
+    lines = text.rstrip().split("\n")
+    line, column = len(lines), len(lines[-1]) + 1
+    return Span(path, line, column, line, column + 1)
 
 
 def parse_tree(text: str, path: str) -> tuple[Tree, list[Token]]:
@@ -221,12 +229,9 @@ def _syntax_error(err: UnexpectedInput, text: str, path: str) -> SpecError:
         isinstance(err, UnexpectedToken) and err.token.type == "$END"
     ):
         # Point just past the last thing written, not at trailing blank lines.
-        lines = text.rstrip().splitlines() or [""]
-        line = len(lines)
-        column = len(lines[-1]) + 1
         return SpecError(
             f"unexpected end of file, {_expected(set(getattr(err, 'accepts', None) or err.expected))}",
-            Span(path, line, column, line, column + 1),
+            end_of_text(text, path),
         )
     assert isinstance(err, UnexpectedToken)
     token = err.token

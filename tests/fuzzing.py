@@ -13,8 +13,9 @@ into a temporary folder, and classifies what happened:
 
 - ``ok``: accepted;
 - ``error``: one ``file:line:col: error:`` message (exit status 1);
-- ``unpositioned``: a ``netc: error:`` message with no position (a file that
-  defines no network, say): a clean error, counted apart;
+- ``unpositioned``: a ``netc: error:`` message with no position: a bug, since
+  every error about spec content (an empty file, one with no network) names a
+  place in the spec; only usage errors (click's, below) have none;
 - ``usage``: click's usage error (exit status 2);
 - ``other``: anything else (an uncaught exception, a wrong exit status, a
   message of another form, or longer than ``MAX_MESSAGE``) -- a bug;
@@ -44,6 +45,7 @@ SPECS = sorted((REPO / "specs").glob("*.net"))
 LIBRARY = sorted((REPO / "specs" / "std").glob("*.net"))
 MAX_MESSAGE = 20_000  # characters: an error message longer than this is a bug too
 _POSITIONED = re.compile(r"\S.*:\d+:\d+: error: ")
+FAILURES = ("unpositioned", "other", "hang", "crash")  # the outcomes that are bugs
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Outcome:
 
     @property
     def failure(self) -> bool:
-        return self.kind in ("other", "hang", "crash")
+        return self.kind in FAILURES
 
     def signature(self) -> str:
         """What makes two failures the same: the kind and the detail's first line."""
@@ -302,30 +304,38 @@ def _classify(status, out: str, err: str, exc: BaseException | None) -> Outcome:
 def run_case(
     case: Case, timeout: float = 10.0, compile_every: int = 10, index: int = 0, summary_every: int = 1
 ) -> Outcome:
-    """Check the case in this process (then summary and sometimes compile); classify it."""
+    """Check the case in this process (then summary and sometimes compile); classify it.
+
+    The case's temporary folder is cut out of the outcome's detail, so that the same
+    failure in two cases has the same signature."""
     folder = Path(tempfile.mkdtemp(prefix="netc-fuzz-"))
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        for name, data in case.files.items():
-            path = folder / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-        spec = str(folder / case.spec)
-        outcome = _classify(*_invoke(["check", spec, *case.args]))
-        if outcome.kind != "ok" or not summary_every or index % summary_every:
-            return outcome
-        summary = _classify(*_invoke(["summary", spec, *case.args]))
-        if summary.kind != "ok":
-            return Outcome("other", f"summary: {summary.detail}") if summary.kind != "other" else summary
-        if compile_every and index % compile_every == 0:
-            done = _classify(*_invoke(["compile", spec, *case.args, "-o", str(folder / "out.py")]))
-            if done.kind != "ok":
-                return Outcome("other", f"compile: {done.detail}") if done.kind != "other" else done
-        return outcome
+        outcome = _run_in(case, folder, compile_every, index, summary_every)
+        return Outcome(outcome.kind, outcome.detail.replace(f"{folder}/", ""))
     except _Timeout:
         return Outcome("hang", f"past {timeout:g} s: {case.origin}")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_in(case: Case, folder: Path, compile_every: int, index: int, summary_every: int) -> Outcome:
+    for name, data in case.files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    spec = str(folder / case.spec)
+    outcome = _classify(*_invoke(["check", spec, *case.args]))
+    if outcome.kind != "ok" or not summary_every or index % summary_every:
+        return outcome
+    summary = _classify(*_invoke(["summary", spec, *case.args]))
+    if summary.kind != "ok":
+        return Outcome("other", f"summary: {summary.detail}") if summary.kind != "other" else summary
+    if compile_every and index % compile_every == 0:
+        done = _classify(*_invoke(["compile", spec, *case.args, "-o", str(folder / "out.py")]))
+        if done.kind != "ok":
+            return Outcome("other", f"compile: {done.detail}") if done.kind != "other" else done
+    return outcome

@@ -1063,8 +1063,10 @@ CASES = [
             """,
         },
         """
-        netc: error: spec.net defines no network
-        hint: add `network Name(...) { ... }`
+        spec.net:3:2: error: no network in this file, only 1 block
+            3 | }
+              |  ^
+        hint: add `network Name(...) { ... }`; a file of blocks alone is a library: import it from a spec with a network
         """,
         id="no_network",
     ),

@@ -176,7 +176,8 @@ def test_the_canonical_layout():
             "block B(w: int) {\r\n\tc = conv(  # why\r\n\t\tw, 1)\r\n}\r\n",
             "block B(w: int) {\n    c = conv(  # why\n        w,\n        1,\n    )\n}\n",
         ),
-        # A list holding a broken list breaks too; a chain holding one does not.
+        # A list holding a broken list breaks too; a chain holding one in its first call
+        # does not...
         (
             (
                 "block B() {\n c = conv(64, (1, 7,), padding=(0, 3))\n"
@@ -186,6 +187,33 @@ def test_the_canonical_layout():
                 "block B() {\n    c = conv(\n        64,\n        (\n            1,\n            7,\n"
                 "        ),\n        padding=(0, 3),\n    )\n"
                 "    d = conv(\n        8,  # why\n        3,\n    ) -> relu\n}\n"
+            ),
+        ),
+        # ... but one in a later call does: its arguments would be indented twice.
+        (
+            "block B() {\n e = relu -> conv(8,  # why\n 3) -> relu\n f = relu -> conv(8, 3,)\n}\n",
+            (
+                "block B() {\n    e = relu\n        -> conv(\n            8,  # why\n            3,\n"
+                "        )\n        -> relu\n    f = relu\n        -> conv(\n            8,\n"
+                "            3,\n        )\n}\n"
+            ),
+        ),
+        # A call too long for one line breaks its chain, wherever it is: so the trailing
+        # comma it gets does not change the layout of a second run (atheris found it).
+        (
+            "block B() {\n c = conv(" + ", ".join([str(i) * 10 for i in range(1, 9)]) + ") -> relu\n}\n",
+            (
+                "block B() {\n    c = conv(\n"
+                + "".join(f"        {str(i) * 10},\n" for i in range(1, 9))
+                + "    )\n        -> relu\n}\n"
+            ),
+        ),
+        (
+            "block B() {\n c = relu -> conv(" + ", ".join([str(i) * 10 for i in range(1, 9)]) + ") -> relu\n}\n",
+            (
+                "block B() {\n    c = relu\n        -> conv(\n"
+                + "".join(f"            {str(i) * 10},\n" for i in range(1, 9))
+                + "        )\n        -> relu\n}\n"
             ),
         ),
         # A trailing comma counts after a parenthesised last item too.

@@ -241,6 +241,72 @@ def test_a_deleted_working_folder(tmp_path, capsys, monkeypatch):
     assert (status, err.splitlines()[0]) == (1, "netc: error: cannot write the output: the working folder was deleted")
 
 
+# -- errors about the whole file: positioned too -------------------------------------------------
+
+HINT = "hint: add `network Name(...) { ... }`"
+LIBRARY_HINT = HINT + "; a file of blocks alone is a library: import it from a spec with a network"
+BLOCK = "block B() {\n    relu\n}\n"
+
+
+@pytest.mark.parametrize(
+    "data,message",
+    [
+        pytest.param(b"", ["1:1: error: empty file, expected a network", "    1 | ", "      | ^", HINT], id="empty"),
+        pytest.param(b"\n\n   \n\t\n", ["1:1: error: empty file, expected a network", "    1 | ", "      | ^", HINT],
+                     id="blank lines"),
+        pytest.param(b"\xef\xbb\xbf\r\n", ["1:1: error: empty file, expected a network", "    1 | ", "      | ^", HINT],
+                     id="a byte order mark alone"),
+        pytest.param(b"# a spec\n# to come\n\n",
+                     ["2:10: error: no network in this file, only comments", "    2 | # to come",
+                      "      |          ^", HINT], id="only comments"),
+        pytest.param("# a\u2028b\x0cc\n".encode(),
+                     ["1:8: error: no network in this file, only comments", "    1 | # a b c",
+                      "      |        ^", HINT], id="only a comment with line separators"),
+        pytest.param(BLOCK.encode(),
+                     ["3:2: error: no network in this file, only 1 block", "    3 | }", "      |  ^", LIBRARY_HINT],
+                     id="only a block"),
+        pytest.param((BLOCK + "\n" + BLOCK.replace("B", "C") + "# end\n\n").replace("\n", "\r\n").encode(),
+                     ["8:6: error: no network in this file, only 2 blocks", "    8 | # end", "      |      ^",
+                      LIBRARY_HINT], id="only blocks, CRLF"),
+        pytest.param(b'import "std/cifar.net"\n',
+                     ["1:23: error: no network in this file, only 1 import", '    1 | import "std/cifar.net"',
+                      "      |                       ^", HINT], id="only an import"),
+        pytest.param(('import "std/cifar.net"\n' + BLOCK).encode(),
+                     ["4:2: error: no network in this file, only 1 block and 1 import", "    4 | }", "      |  ^",
+                      LIBRARY_HINT], id="a block and an import"),
+    ],
+)
+def test_a_file_with_no_network_is_an_error_at_its_end(tmp_path, capsys, data, message):
+    path = spec(tmp_path, "", data=data)
+    status, _, err = run(capsys, "check", path)
+    assert (status, err.splitlines()) == (1, [f"{path}:{message[0]}", *message[1:]])
+
+
+def test_an_unexpected_end_of_file_counts_lines_as_the_parser_does(tmp_path, capsys):
+    path = spec(tmp_path, "", data="network N() {\n    # a\u2028b\x0cc\n\n".encode())
+    status, _, err = run(capsys, "check", path)
+    assert (status, err.splitlines()[:3]) == (1, [
+        (f"{path}:2:12: error: unexpected end of file, expected one of '[', 'add', 'aux', 'concat', "
+         "'init', 'input', 'mul', '}', a name"),
+        "    2 |     # a b c",
+        "      |            ^",
+    ])
+
+
+def test_fmt_reads_as_check_does(tmp_path, capsys):
+    path = spec(tmp_path, "", "latin.net", NET.format(body="    d = caf\xe9").encode("latin-1"))
+    status, _, err = run(capsys, "fmt", "--check", path)
+    assert (status, err.splitlines()[0]) == (
+        1, f"{path}:3:12: error: invalid UTF-8: byte 0xe9 cannot start or continue a character"
+    )
+    fifo = tmp_path / "fifo.net"
+    os.mkfifo(fifo)  # read, it would wait for a writer forever
+    status, _, err = run(capsys, "fmt", "--check", str(fifo))
+    assert (status, err.splitlines()[0]) == (
+        1, f"netc: error: cannot read {fifo}: it is not a regular file (a FIFO, a socket or a device)"
+    )
+
+
 # -- output files -----------------------------------------------------------------------------
 
 

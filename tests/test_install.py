@@ -91,7 +91,7 @@ def test_every_library_file_parses_alone(tmp_path, monkeypatch, capsys, name):
     monkeypatch.chdir(tmp_path)
     assert main(["check", "lib.net"]) == 1
     _, err = capsys.readouterr()
-    assert err.startswith("netc: error: lib.net defines no network")
+    assert err.startswith("lib.net:1:") and "error: no network in this file, only 1 import" in err
 
 
 # -- a wheel, installed into a fresh virtual environment -----------------------------------------
