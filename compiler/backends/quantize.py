@@ -118,7 +118,7 @@ class _Batches:
 
 def _reader(batches: _Batches):
     """``batches`` as an onnxruntime ``CalibrationDataReader`` (imported only when used)."""
-    from onnxruntime.quantization import CalibrationDataReader
+    from onnxruntime.quantization import CalibrationDataReader  # type: ignore[import-untyped]
 
     class Reader(CalibrationDataReader):
         def get_next(self) -> dict[str, Any] | None:
@@ -148,7 +148,7 @@ def quantize(
         if item not in KEEP_FLOAT:
             raise QuantizeError(f"keep_float takes first and/or last, got '{item}'")
     import onnx
-    from google.protobuf.message import DecodeError
+    from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
     start = time.perf_counter()
     try:
@@ -163,13 +163,13 @@ def quantize(
             + "x".join(map(str, net.input_shape))
         )
     with tempfile.TemporaryDirectory(prefix="netc-quantize-") as work:
-        source = Path(fp32)
+        source, graph = Path(fp32), model
         if preprocess:
             source = Path(work) / "preprocessed.onnx"
             _preprocess(model, source)
-            model = onnx.load(str(source))
+            graph = onnx.load(str(source))
         reader = _Batches(name, tuple(net.input_shape), batches)
-        kept = _kept_nodes(model, keep_float)
+        kept = _kept_nodes(graph, keep_float)
         _quantize_static(source, Path(work) / "int8.onnx", reader, method, activations, kept)
         if reader.images == 0:
             raise QuantizeError("no calibration images")
@@ -192,7 +192,9 @@ def quantize(
 
 
 def _preprocess(model, target: Path) -> None:
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization.shape_inference import (  # type: ignore[import-untyped]
+        quant_pre_process,
+    )
 
     with _quiet():
         quant_pre_process(model, str(target), skip_symbolic_shape=False)
