@@ -437,7 +437,7 @@ def _check_quantize_usage(emit_kind: str, quantize: str | None, calibration: Cal
     "-o",
     "--output",
     metavar="PATH",
-    help="File to write, or an existing folder [default: ./SPEC_NAME.py or .onnx].",
+    help="File to write, or an existing folder [default: ./SPEC_NAME.py, .onnx or .int8.onnx].",
 )
 @click.option(
     "--emit",

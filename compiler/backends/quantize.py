@@ -203,6 +203,10 @@ def _preprocess(model, target: Path) -> None:
 def _quantize_static(
     source: Path, target: Path, reader: _Batches, method: str, activations: str, kept: list[str]
 ) -> None:
+    from onnxruntime.capi.onnxruntime_pybind11_state import (  # type: ignore[import-untyped]
+        Fail,
+        InvalidArgument,
+    )
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -231,7 +235,7 @@ def _quantize_static(
                 calibrate_method=calibrate,
                 extra_options=extra,
             )
-        except ValueError as err:
+        except (ValueError, Fail, InvalidArgument) as err:
             if reader.images == 0:
                 raise QuantizeError("no calibration images") from None
             raise QuantizeError(f"quantization failed: {str(err).splitlines()[0]}") from None
