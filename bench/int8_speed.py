@@ -227,12 +227,12 @@ def accuracy(
 
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     (
-        f"{m}, {a}{', no pre-processing' if not p else ''}",
+        f"{m}, {a}{', pre-processed' if p else ''}",
         {"method": m, "activations": a, "preprocess": p},
     )
     for m in ("minmax", "entropy", "percentile")
     for a in ("uint8", "int8")
-    for p in (True, False)
+    for p in (False, True)
 ] + [
     ("minmax, uint8, first conv in float", {"keep_float": ("first",)}),
     ("minmax, uint8, last linear in float", {"keep_float": ("last",)}),
@@ -243,7 +243,7 @@ SPEED_VARIANTS = [
     (name, options)
     for name, options in VARIANTS
     if options.get("method", "minmax") == "minmax"
-    and (options.get("preprocess", True) or options.get("activations") == "uint8")
+    and not (options.get("preprocess") and options.get("activations") == "int8")
 ]
 
 

@@ -124,9 +124,9 @@ def test_the_file_is_qdq_with_per_channel_symmetric_weights(trained, tmp_path: P
     assert meta["netc.network"] == "Small"
     assert meta["netc.quantization"].startswith("int8 QDQ, per-channel symmetric int8 weights")
 
-    kept = quantize.quantize(
-        net, fp32, tmp_path / "k.onnx", ship.calibration_batches(net, "digits", None, 1, 8),
-        keep_float=("first", "last"), activations="int8", preprocess=False,
+    kept = compiler.quantize_int8(
+        spec, fp32, tmp_path / "k.onnx", "digits", batches=1, activations="int8",
+        keep_float=("first", "last"),
     )  # fmt: skip
     assert len(kept.kept_float) == 2
     model = onnx.load(str(tmp_path / "k.onnx"))

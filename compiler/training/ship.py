@@ -7,6 +7,9 @@ norms folded, sibling convolutions stacked, as the passes say), which the
 generated class loads with ``load_state_dict(torch.load(path, weights_only=True))``,
 strict; for a training build, the training state_dict itself. With ``--emit
 onnx`` the checkpoint goes to ``onnx_export.export`` as its ``state_dict``.
+With ``--quantize int8``, ``calibration_batches`` reads the ``--calibrate``
+source as training does (``data``: resized, normalised as the checkpoint's
+recorded options say, ``recorded_options``) for ``backends.quantize``.
 """
 
 from __future__ import annotations
@@ -90,9 +93,10 @@ def calibration_batches(
 
     from compiler.training import data
 
-    outputs = net.out_shape[0] if len(net.out_shape) == 1 else 0
+    # Class scores: the source's classes must fit them; any other output: no check.
+    outputs = net.out_shape[0] if len(net.out_shape) == 1 else 2**31
     try:
-        dataset = data.load(source, net.input_shape, max(outputs, 1))
+        dataset = data.load(source, net.input_shape, outputs)
         norm = data.parse_normalize(normalize, net.input_shape[0])
     except TrainingError as err:  # data.load names the option --data: here it is --calibrate
         message = str(err)
