@@ -20,7 +20,8 @@ kernels: AVX2, AVX-512, VNNI, AMX), then:
   branches) trained briefly on digits with netc's training loop, its fp32 and
   int8 ONNX compared on digits' held-out split: top-1 agreement and each
   one's accuracy. ``--trained SPEC CHECKPOINT`` does the same for a model
-  trained with ``netc train --data digits`` (its recorded ``--normalize`` used).
+  trained with ``netc train --data digits`` (its recorded ``--normalize`` and
+  input shape used; ``--set`` as for the latency spec).
 * ``--compare``: every calibration method x activation type, with and without
   onnxruntime's pre-processing, and with the first conv / last linear kept in
   float, on both models: how the defaults in quantize.py were chosen.
@@ -164,10 +165,15 @@ def held_out(net: ir.Network, normalize: str | None) -> tuple[np.ndarray, np.nda
     return prepare(dataset.test_x).numpy(), dataset.test_y.numpy()
 
 
-def agreement(fp32: Path, int8: Path, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Top-1 agreement of the two models, and each one's top-1 accuracy."""
-    a, b = (np.asarray(ort_session(p, 2)(x)).argmax(1) for p in (fp32, int8))
-    return float((a == b).mean()), float((a == y).mean()), float((b == y).mean())
+def agreement(
+    fp32: Path, int8: Path, x: np.ndarray, y: np.ndarray
+) -> tuple[float, float, float, float]:
+    """Top-1 agreement of the two models, each one's top-1 accuracy, and the int8
+    logits' error: the RMS of their difference over the RMS of the fp32 logits."""
+    a, b = (np.asarray(ort_session(p, 2)(x)) for p in (fp32, int8))
+    error = float(np.sqrt(((a - b) ** 2).mean() / (a**2).mean()))
+    a, b = a.argmax(1), b.argmax(1)
+    return float((a == b).mean()), float((a == y).mean()), float((b == y).mean()), error
 
 
 def train_small(folder: Path, epochs: int) -> tuple[ir.Network, dict, str]:
@@ -189,7 +195,7 @@ def train_small(folder: Path, epochs: int) -> tuple[ir.Network, dict, str]:
         metrics = train(net, config)
     print(
         f"trained {net.name} on digits for {epochs} epochs: "
-        f"held-out top-1 {metrics[-1]['test_acc']:.2%} (PyTorch)"
+        f"held-out top-1 {max(m['test_acc'] for m in metrics):.2%} (PyTorch, best.pt)"
     )
     state = torch.load(folder / "run" / "best.pt", weights_only=True)["model"]
     return net, state, NORMALIZE
@@ -217,10 +223,11 @@ def accuracy(
     net: ir.Network, fp32: Path, int8: Path, normalize: str | None, what: str = "int8"
 ) -> tuple[float, float, float]:
     x, y = held_out(net, normalize)
-    agree, acc32, acc8 = agreement(fp32, int8, x, y)
+    agree, acc32, acc8, error = agreement(fp32, int8, x, y)
     print(
         f"{what:<40} agreement {agree:7.2%}  fp32 top-1 {acc32:7.2%}  int8 top-1 {acc8:7.2%}  "
-        f"({(acc8 - acc32) * 100:+.2f} points, {len(y)} held-out images)"
+        f"({(acc8 - acc32) * 100:+.2f} points, {len(y)} held-out images), "
+        f"logit error {error:.2%}"
     )
     return agree, acc32, acc8
 
@@ -336,7 +343,9 @@ def main() -> None:
         timed, timed_fp32, timed_norm = net, work / "fp32.onnx", NORMALIZE
         if args.trained:
             spec, path = args.trained
-            timed = compiler.load(spec, overrides=overrides)
+            recorded = torch.load(path, map_location="cpu", weights_only=True)
+            shape = recorded.get("input_shape") if isinstance(recorded, dict) else None
+            timed = compiler.load(spec, tuple(shape) if shape else None, overrides)
             timed_fp32 = work / "trained.onnx"
             timed_norm = ship.recorded_options(path).get("normalize")
             export_fp32(timed, timed_fp32, ship.read_state(path, timed))
