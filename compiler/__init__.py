@@ -6,7 +6,8 @@ The two calls most users need::
     model = compiler.build("specs/googlenet_v1.net", num_classes=10)
 
 ``load`` returns the checked IR and never imports torch; ``build`` returns an
-``nn.Module``. Importing the package imports neither the front end (Lark) nor
+``nn.Module``; ``quantize_int8`` turns an fp32 ONNX export into a statically
+quantized int8 one, calibrated on a ``netc train`` data source. Importing the package imports neither the front end (Lark) nor
 torch: ``compiler.ir`` and ``compiler.expr`` stand alone.
 """
 
@@ -23,11 +24,12 @@ from compiler import ir
 if TYPE_CHECKING:
     from torch import nn
 
+    from compiler.backends.quantize import Quantized
     from compiler.budgets import Budget
     from compiler.elaborate import Override
     from dsl import SpecError
 
-__all__ = ["Budget", "SpecError", "build", "ir", "load"]
+__all__ = ["Budget", "SpecError", "build", "ir", "load", "quantize_int8"]
 
 
 def load(
@@ -79,6 +81,45 @@ def build(
 
     net = spec if isinstance(spec, ir.Network) else load(spec, input_shape, **params)
     return build_module(net, deploy=deploy)
+
+
+def quantize_int8(
+    spec: str | Path | ir.Network,
+    fp32: str | Path,
+    path: str | Path,
+    calibrate: str,
+    *,
+    normalize: str | None = None,
+    batches: int | None = None,
+    method: str | None = None,
+    activations: str | None = None,
+    keep_float: Sequence[str] = (),
+) -> Quantized:
+    """Write ``fp32`` (an fp32 ONNX file of ``spec``, as ``onnx_export.export`` writes it)
+    to ``path`` as a statically quantized int8 ONNX model: QDQ, per-channel symmetric
+    int8 weights, ``activations`` (``"uint8"``, ``"int8"``), ``method`` (``"minmax"``,
+    ``"entropy"``, ``"percentile"``) calibration on ``batches`` batches of ``calibrate``'s
+    training split (a ``netc train --data`` source: ``"digits"``, ``"cifar10:PATH"``, ...),
+    resized and normalised (``normalize``: ``"MEAN,STD"``) as in training; ``keep_float``:
+    ``"first"`` (convolution) and/or ``"last"`` (linear layer) stay in float32.
+    Bad data, options or files raise ``compiler.training.TrainingError`` or
+    ``compiler.backends.quantize.QuantizeError``, each with a one-line message."""
+    from compiler.backends import quantize
+    from compiler.training import ship
+
+    net = spec if isinstance(spec, ir.Network) else load(spec)
+    data = ship.calibration_batches(
+        net, calibrate, normalize, batches or quantize.DEFAULT_BATCHES, quantize.BATCH
+    )
+    return quantize.quantize(
+        net,
+        fp32,
+        path,
+        data,
+        method=method or quantize.DEFAULT_METHOD,
+        activations=activations or quantize.DEFAULT_ACTIVATIONS,
+        keep_float=keep_float,
+    )
 
 
 def __getattr__(name: str) -> Any:

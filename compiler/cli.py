@@ -16,6 +16,7 @@ import shlex
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -324,13 +325,119 @@ def graph(
     )
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """The options of ``compile --quantize int8``: what to calibrate on, and how."""
+
+    source: str | None = None  # --calibrate: a netc train --data source
+    batches: int | None = None  # None: quantize.DEFAULT_BATCHES
+    normalize: str | None = None  # None: the checkpoint's, as trained
+    method: str | None = None
+    activations: str | None = None
+    keep_float: tuple[str, ...] = ()
+
+    def given(self) -> list[str]:
+        """The flags given, for "needs --quantize int8"."""
+        flags = {
+            "--calibrate": self.source,
+            "--calibration-batches": self.batches,
+            "--calibration-method": self.method,
+            "--normalize": self.normalize,
+            "--activations": self.activations,
+            "--keep-float": self.keep_float,
+        }
+        return [flag for flag, value in flags.items() if value]
+
+
+def quantize_options(command):
+    """``--quantize int8`` and its calibration options, given to the command as one
+    ``calibration`` (``Calibration``)."""
+    from compiler.backends import quantize
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        kwargs["calibration"] = Calibration(
+            kwargs.pop("calibrate"),
+            kwargs.pop("calibration_batches"),
+            kwargs.pop("normalize"),
+            kwargs.pop("calibration_method"),
+            kwargs.pop("activations"),
+            kwargs.pop("keep_float"),
+        )
+        return command(*args, **kwargs)
+
+    for decorator in reversed(
+        [
+            click.option(
+                "--quantize",
+                type=click.Choice(["int8"]),
+                help="With --emit onnx: a statically quantized model (QDQ, per-channel int8 "
+                "weights), calibrated on --calibrate.",
+            ),
+            click.option(
+                "--calibrate",
+                metavar="DATA",
+                help="Images to calibrate on, as netc train's --data: digits, synthetic[:N], "
+                "cifar10:PATH, cifar100:PATH or an image folder (its training split).",
+            ),
+            click.option(
+                "--calibration-batches",
+                type=click.IntRange(1),
+                metavar="N",
+                help=f"Calibrate on N batches of {quantize.BATCH} images "
+                f"[default: {quantize.DEFAULT_BATCHES}].",
+            ),
+            click.option(
+                "--calibration-method",
+                type=click.Choice(quantize.METHODS),
+                help=f"How activation ranges are chosen [default: {quantize.DEFAULT_METHOD}].",
+            ),
+            click.option(
+                "--normalize",
+                metavar="MEAN,STD",
+                help="Normalise calibration images as netc train's --normalize "
+                "[default: as the checkpoint was trained].",
+            ),
+            click.option(
+                "--activations",
+                type=click.Choice(quantize.ACTIVATIONS),
+                help=f"Activation type [default: {quantize.DEFAULT_ACTIVATIONS}].",
+            ),
+            click.option(
+                "--keep-float",
+                type=click.Choice(quantize.KEEP_FLOAT),
+                multiple=True,
+                help="Leave the first convolution or the last linear layer in float32 "
+                "(repeatable).",
+            ),
+        ]
+    ):
+        wrapper = decorator(wrapper)
+    return wrapper
+
+
+def _check_quantize_usage(emit_kind: str, quantize: str | None, calibration: Calibration) -> None:
+    if quantize is None:
+        given = calibration.given()
+        if given:
+            raise click.UsageError(f"{given[0]} needs --quantize int8")
+        return
+    if emit_kind != "onnx":
+        raise click.UsageError(f"--quantize {quantize} needs --emit onnx")
+    if calibration.source is None:
+        raise click.UsageError(
+            f"--quantize {quantize} needs --calibrate DATA: the images to calibrate on "
+            "(digits, synthetic[:N], cifar10:PATH, cifar100:PATH or an image folder)"
+        )
+
+
 @cli.command(name="compile")
 @spec_options
 @click.option(
     "-o",
     "--output",
     metavar="PATH",
-    help="File to write, or an existing folder [default: ./SPEC_NAME.py or .onnx].",
+    help="File to write, or an existing folder [default: ./SPEC_NAME.py, .onnx or .int8.onnx].",
 )
 @click.option(
     "--emit",
@@ -345,6 +452,7 @@ def graph(
     metavar="PATH",
     help="Trained weights (netc train's best.pt): into the ONNX, or NAME.pt beside the source.",
 )
+@quantize_options
 @pass_options
 def compile_(
     spec: str,
@@ -353,17 +461,24 @@ def compile_(
     output: str | None,
     emit_kind: str,
     checkpoint: str | None,
+    quantize: str | None,
+    calibration: Calibration,
     deploy: bool,
     **switches: bool,
 ) -> None:
     """Compile SPEC to standalone PyTorch source, or to ONNX; print what was written.
 
     With --deploy, the optimised deploy build: no aux heads, and a loader that
-    turns a training checkpoint into its weights."""
+    turns a training checkpoint into its weights. With --emit onnx --quantize
+    int8 --calibrate DATA, a statically quantized int8 ONNX model for CPUs."""
     start = time.perf_counter()
+    _check_quantize_usage(emit_kind, quantize, calibration)
     net = load_network(spec, sets, input_text)
     onnx = emit_kind == "onnx"  # always the deploy graph, with the ONNX target's passes
     built = deploy_network(net, deploy or onnx, switches, "onnx" if onnx else "runtime")
+    if quantize:
+        _compile_int8(spec, net, built, output, checkpoint, calibration, start)
+        return
     target = _output_path(spec, output, f".{emit_kind}")
     passes = [p for p in built.passes if p != "drop_unused"]
     optimised = f" optimised by {'+'.join(passes)}" if passes else ""
@@ -400,6 +515,77 @@ def compile_(
         )
     elapsed = time.perf_counter() - start
     click.echo(f"wrote {_shown(target)} ({what}; {elapsed:.2f} s)")
+
+
+def _compile_int8(
+    spec: str,
+    net: ir.Network,
+    built: ir.Network,
+    output: str | None,
+    checkpoint: str | None,
+    calibration: Calibration,
+    start: float,
+) -> None:
+    """``compile --emit onnx --quantize int8``: the fp32 export, then the quantized model
+    from it, written atomically (the fp32 file is a temporary one beside the target)."""
+    from compiler.backends import onnx_export, quantize
+    from compiler.training import TrainingError, ship
+
+    target = _output_path(spec, output, ".int8.onnx")
+    state = _trained_state(checkpoint, net) if checkpoint else None
+    normalize = calibration.normalize
+    recorded = ship.recorded_options(checkpoint).get("normalize") if checkpoint else None
+    if normalize is None:
+        normalize = recorded
+    try:
+        batches = ship.calibration_batches(
+            net,
+            calibration.source or "",
+            normalize,
+            calibration.batches or quantize.DEFAULT_BATCHES,
+            quantize.BATCH,
+        )
+    except TrainingError as err:
+        raise click.ClickException(str(err)) from None
+    done: list = []
+
+    def write(tmp: Path) -> None:
+        fp32 = tmp.with_name(tmp.name.removesuffix(".tmp") + ".fp32.tmp")
+        _TEMPORARY.add(str(fp32))
+        try:
+            done.append(onnx_export.export(net, fp32, state_dict=state, deploy=built))
+            done.append(
+                quantize.quantize(
+                    net,
+                    fp32,
+                    tmp,
+                    batches,
+                    method=calibration.method or quantize.DEFAULT_METHOD,
+                    activations=calibration.activations or quantize.DEFAULT_ACTIVATIONS,
+                    keep_float=calibration.keep_float,
+                )
+            )
+        except quantize.QuantizeError as err:
+            raise click.ClickException(str(err)) from None
+        finally:
+            fp32.unlink(missing_ok=True)
+            _TEMPORARY.discard(str(fp32))
+
+    _write_atomic(target, write, output)
+    exported, result = done
+    passes = [p for p in built.passes if p != "drop_unused"]
+    optimised = f" optimised by {'+'.join(passes)}" if passes else ""
+    trained = ", trained weights" if state is not None else ""
+    kept = f", float32: {', '.join(calibration.keep_float)}" if calibration.keep_float else ""
+    shown_norm = f", normalised {normalize}" if normalize else ""
+    what = (
+        f"{net.name}, deploy graph{optimised}{trained}, int8 QDQ: per-channel int8 weights, "
+        f"{result.activations} activations, {result.method} calibration on {result.images} "
+        f"{calibration.source} images{shown_norm}{kept}; opset {exported.opset}, dynamic batch, "
+        f"{result.bytes / 1e6:.1f} MB; export {exported.seconds:.1f} s, "
+        f"quantization {result.seconds:.1f} s"
+    )
+    click.echo(f"wrote {_shown(target)} ({what}; {time.perf_counter() - start:.2f} s)")
 
 
 def _trained_state(path: str, net: ir.Network):
