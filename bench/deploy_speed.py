@@ -19,7 +19,8 @@ Rows: torchvision's googlenet eager, the same channels_last, under torch.compile
 netc's runtime module (unoptimised), the generated module (the source
 backend), the optimised deploy build as a runtime module (compiler.passes) and
 as generated source (what users ship), that under torch.compile with the same
-options, and its ONNX export in onnxruntime.
+options, and its ONNX export in onnxruntime (``--int8``: also its int8 build, as
+``netc compile --emit onnx --quantize int8`` writes it).
 Where torchvision is missing, the hand-written reference in
 tests/reference_models.py stands in, and the table says so. All models get
 the same weights: a netc training checkpoint (spec initialisation, batch-norm
@@ -196,6 +197,24 @@ def export_netc(net: ir.Network, deploy: ir.Network, checkpoint, path: Path) -> 
         return onnx_export.export(deploy, path, state_dict=module.state_dict()).seconds
 
 
+def int8_row(net: ir.Network, spec: str, fp32: Path, work: Path, threads: int, macs: int) -> Row:
+    """netc's int8 ONNX (``--quantize int8``) of the fp32 export at ``fp32``, calibrated
+    on 8 batches of 32 synthetic images (for latency, what the images are does not matter)."""
+    from compiler.backends import quantize
+    from compiler.training import ship
+
+    path = work / f"{spec}.int8.onnx"
+    batches = ship.calibration_batches(net, "synthetic", None, 8, quantize.BATCH)
+    with quiet():
+        done = quantize.quantize(net, fp32, path, batches)
+    return Row(
+        f"{spec}: its int8 ONNX (QDQ) in onnxruntime",
+        onnx_session(path, threads),
+        macs,
+        note=f"quantized in {done.seconds:.1f} s",
+    )
+
+
 def matmul_row(threads: int, n: int = 2048) -> Row:
     """An n x n x n fp32 matmul in onnxruntime, timed with the other rows (its
     input is fixed: ``macs`` is per call, whatever the batch)."""
@@ -299,6 +318,8 @@ def build_rows(args, threads: int, work: Path) -> tuple[list[Row], dict[str, tup
                     note=f"export {seconds:.1f} s",
                 )
             )
+            if args.int8:
+                spec_rows.append(int8_row(net, spec, path, work, threads, macs))
         rows += spec_rows
         targets[spec] = tuple(spec_rows)
         if args.ablation:
@@ -445,22 +466,7 @@ def memory_child(kind: str, spec: str, batch: int, onnx_file: str, threads: int)
     """In a fresh process: build one model, then run two forwards at ``batch``; print
     the resident memory after building and the peak during the forwards (MiB)."""
     torch.set_num_threads(threads)
-    net = compiler.load(ROOT / "specs" / f"{spec}.net")
-    checkpoint = training_checkpoint(net)
-    if kind == "torchvision channels_last":
-        model, _ = torchvision_googlenet()
-        model.load_state_dict(checkpoint, strict=True)
-        run = channels_last_call(model.eval().to(memory_format=torch.channels_last))
-    elif kind == "runtime deploy":
-        model = build_module(passes.optimise(net), deploy=True).eval()
-        model.load_training_checkpoint(checkpoint)
-        run = model
-    elif kind == "generated deploy":
-        model, _ = generated_module(passes.optimise(net), checkpoint, deploy=True)
-        run = model
-    else:
-        run = onnx_session(Path(onnx_file), threads)
-    del checkpoint
+    run = _memory_model(kind, spec, onnx_file, threads)
     import gc
 
     gc.collect()
@@ -471,6 +477,24 @@ def memory_child(kind: str, spec: str, batch: int, onnx_file: str, threads: int)
         for _ in range(2):
             run(x)
     print(f"{built / 1024:.0f} {_status_kib('VmHWM') / 1024:.0f}")
+
+
+def _memory_model(kind: str, spec: str, onnx_file: str, threads: int) -> Callable:
+    if kind == "onnxruntime":  # the file holds its weights
+        return onnx_session(Path(onnx_file), threads)
+    net = compiler.load(ROOT / "specs" / f"{spec}.net")
+    checkpoint = training_checkpoint(net)
+    if kind == "torchvision channels_last":
+        model, _ = torchvision_googlenet()
+        model.load_state_dict(checkpoint, strict=True)
+        return channels_last_call(model.eval().to(memory_format=torch.channels_last))
+    if kind == "runtime deploy":
+        deploy = build_module(passes.optimise(net), deploy=True).eval()
+        deploy.load_training_checkpoint(checkpoint)
+        return deploy
+    shipped, _ = generated_module(passes.optimise(net), checkpoint, deploy=True)
+    assert shipped is not None, "the source backend is missing"
+    return shipped
 
 
 def _status_kib(field: str) -> int:
@@ -566,6 +590,11 @@ def main() -> None:
         "--memory",
         action="store_true",
         help="also the peak resident memory of each deploy model at the largest batch",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also each spec's int8 ONNX (netc compile --quantize int8) in onnxruntime",
     )
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
