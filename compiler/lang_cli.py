@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from compiler.budgets import DEFAULT
 from dsl.errors import SpecError
 
 
@@ -61,7 +62,16 @@ def builtins_command(markdown: bool) -> None:
 @click.option(
     "--stdout", "to_stdout", is_flag=True, help="Change nothing; print the formatted text."
 )
-def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout: bool) -> None:
+@click.option(
+    "--max-file-size",
+    type=click.IntRange(min=0),
+    default=DEFAULT.max_file_size,
+    metavar="N",
+    help=f"Read at most N bytes of a file [default: {DEFAULT.max_file_size:,}; 0: none].",
+)
+def fmt_command(
+    paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout: bool, max_file_size: int
+) -> None:
     """Format .net files in place (folders: every .net file under them).
 
     Canonical layout, comments kept; a file that does not parse is reported
@@ -72,7 +82,7 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout:
     changed, failed = [], 0
     for path in files:
         try:
-            text = _read(path)
+            text = _read(path, max_file_size or 2**62)  # 0: no limit, as for check
             formatted = format_text(text, str(path))
         except SpecError as err:  # reported; the file is left as it was
             click.echo(err.render(), err=True)
@@ -106,12 +116,12 @@ def fmt_command(paths: tuple[str, ...], check: bool, show_diff: bool, to_stdout:
         raise click.exceptions.Exit(1)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, max_bytes: int) -> str:
     """The file's text as ``netc check`` reads it (a FIFO or a device refused unread, a
     bad byte an error at its line and column), with universal newlines."""
     from dsl.loader import read_spec
 
-    text = read_spec(path, str(path), None)
+    text = read_spec(path, str(path), None, max_bytes)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

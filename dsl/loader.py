@@ -19,6 +19,7 @@ import importlib.util
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from dsl import ast
 from dsl.errors import Span, SpecError, register_source
@@ -77,6 +78,19 @@ def _reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+def _read_at_most(file: BinaryIO, limit: int) -> bytes:
+    """The file's bytes, but no more than ``limit + 1`` (one more than allowed says it
+    is too large), read in pieces: a limit of 2**62 (none) is not a buffer to allocate."""
+    parts, size = [], 0
+    while size <= limit:
+        part = file.read(min(limit + 1 - size, 1 << 24))
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
 def read_spec(path: Path, shown: str, span: Span | None, max_bytes: int = MAX_BYTES) -> str:
     """The text of one spec file, or a ``SpecError`` saying why it cannot be read."""
     try:
@@ -105,7 +119,7 @@ def read_spec(path: Path, shown: str, span: Span | None, max_bytes: int = MAX_BY
                 hint="raise the limit with --max-file-size",
             )
         with os.fdopen(fd, "rb", closefd=False) as file:
-            data = file.read(max_bytes + 1)
+            data = _read_at_most(file, max_bytes)
     except OSError as err:
         raise SpecError(f"cannot read {shown}: {_reason(err)}", span) from None
     finally:

@@ -307,6 +307,23 @@ def test_fmt_reads_as_check_does(tmp_path, capsys):
     )
 
 
+
+def test_fmt_takes_the_file_size_limit_its_hint_names(tmp_path, capsys):
+    path = spec(tmp_path, "", data=NET.format(body="    c = conv(4, 1)").encode())
+    size = Path(path).stat().st_size
+    status, _, err = run(capsys, "fmt", "--check", "--max-file-size", "10", path)
+    assert (status, err.splitlines()) == (1, [
+        f"netc: error: cannot read {path}: {size:,} bytes is more than a spec may be (10)",
+        "hint: raise the limit with --max-file-size",
+    ])
+    for limit in ("0", str(size)):
+        status, out, _ = run(capsys, "fmt", "--check", "--max-file-size", limit, path)
+        assert (status, out) == (0, "1 file already formatted\n")
+        # 0 is no limit, not a buffer of 2**62 bytes (a MemoryError once)
+        status, out, _ = run(capsys, "check", "--max-file-size", limit, path)
+        assert status == 0 and out.startswith(f"{path}: ok: ")
+
+
 # -- output files -----------------------------------------------------------------------------
 
 
