@@ -116,7 +116,7 @@ def fmt_command(
         raise click.exceptions.Exit(1)
 
 
-def _read(path: Path, max_bytes: int) -> str:
+def _read(path: Path, max_bytes: int = DEFAULT.max_file_size) -> str:
     """The file's text as ``netc check`` reads it (a FIFO or a device refused unread, a
     bad byte an error at its line and column), with universal newlines."""
     from dsl.loader import read_spec
