@@ -122,64 +122,7 @@ def test_each_pass_alone_keeps_the_outputs(spec, name):
         assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
 
 
-def test_fused_kernel_and_plain_path_agree():
-    """oneDNN's fused conv+ReLU (inference) and conv + in-place ReLU (autograd on)."""
-    t = trained("googlenet_torchvision")
-    fast, _, module = t.deploy(passes.optimise(t.net))
-    plain = module(t.x)
-    assert plain.requires_grad
-    torch.testing.assert_close(fast, plain.detach(), **TOLERANCE)
-    with torch.inference_mode():  # the cached oneDNN weight follows a reload
-        module.load_training_checkpoint(
-            {k: v * 1.5 if k.endswith("conv.weight") else v for k, v in t.state_dict.items()}
-        )
-        assert (module(t.x) - fast).abs().max() > 0.05
-
-
-@pytest.fixture
-def arena_everywhere(monkeypatch):
-    """Small test inputs make small activations: buffer them all the same."""
-    monkeypatch.setattr(runtime.Arena, "MIN_BYTES", 0)
-
-
-@pytest.mark.parametrize("spec", ["googlenet_torchvision", "googlenet_d2l"])
-@pytest.mark.parametrize("off", [(), ("channels_last",), ("fuse_relu",)])
-def test_activation_arena_keeps_the_outputs(arena_everywhere, spec, off):
-    """NHWC and NCHW buffers; convolutions with and without their ReLU."""
-    t = trained(spec)
-    net = passes.optimise(t.net, disable=off)
-    module = build_module(net, deploy=True).eval()
-    module.load_training_checkpoint(t.state_dict)
-    with torch.inference_mode():
-        first = module(t.x)
-        again = module(t.x)
-        assert module._arena.buffers  # the arena was used
-        module.use_arena(False)
-        plain = module(t.x)
-    torch.testing.assert_close(first, t.expected, **TOLERANCE)
-    torch.testing.assert_close(again, first, rtol=0, atol=0)
-    torch.testing.assert_close(plain, first, **TOLERANCE)
-
-
-def test_arena_buffers_never_reach_the_caller(arena_everywhere, tmp_path):
-    """A network that ends in a convolution: its output is copied out of the arena."""
-    spec = tmp_path / "conv_net.net"
-    spec.write_text(
-        "network ConvNet() {\n    input 3x16x16\n    conv = conv(8, 3, padding=1)\n    relu\n}\n"
-    )
-    net = compiler.load(spec)
-    module = build_module(passes.optimise(net), deploy=True).eval()
-    module.load_training_checkpoint(build_module(net).state_dict())
-    x = torch.randn(2, 3, 16, 16)
-    with torch.inference_mode():
-        first = module(x)
-        kept = first.clone()
-        module(torch.randn(2, 3, 16, 16))
-        assert module._arena.buffers
-    assert torch.equal(first, kept)
-
-
-def test_arena_is_per_thread(arena_everywhere):
+def test_one_deploy_module_runs_in_several_threads_at_once():
     import threading
 
     t = trained("googlenet_torchvision")

@@ -126,8 +126,9 @@ def test_optimised_deploy_matches_the_training_module(stem):
 
 
 @pytest.mark.parametrize("stem", LIGHT)
-def test_same_weights_as_the_runtime_deploy_module(stem):
-    """The generated loader folds and stacks exactly as the runtime's does."""
+def test_same_weights_and_outputs_as_the_runtime_deploy_module(stem):
+    """The generated loader folds and stacks exactly as the runtime's does, and the
+    generated forward computes exactly what the runtime's does."""
     t = trained(stem)
     opt, _, model, _ = deployed(stem)
     runtime = build_module(opt, deploy=True)
@@ -135,6 +136,9 @@ def test_same_weights_as_the_runtime_deploy_module(stem):
     ours, theirs = model.state_dict(), runtime.state_dict()
     assert list(ours) == list(theirs)
     assert all(torch.equal(ours[k], theirs[k]) for k in ours), stem
+    # The same weights through the same PyTorch calls: the same bits out.
+    with torch.inference_mode():
+        assert torch.equal(model(t.x), runtime.eval()(t.x)), stem
 
 
 def test_the_tables_say_what_was_fused():

@@ -11,18 +11,15 @@ heads at all.
 from __future__ import annotations
 
 import math
-import threading
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from compiler import expr as ex
-from compiler import ir, ops, shapes
-from compiler.shapes import conv_out, pool_out
+from compiler import ir, ops
 
 
 class ScaleShift(nn.Module):
@@ -40,105 +37,16 @@ class ScaleShift(nn.Module):
         return x * self.scale + self.shift
 
 
-def _plain_tensors_only(x: torch.Tensor) -> bool:
-    """Whether ``x`` is a real CPU float tensor in inference (no autograd, no tracing,
-    compiling or exporting): the case for oneDNN's private fused kernels."""
-    return (
-        _MKLDNN_CONV
-        and type(x) is torch.Tensor  # not a fake, functional or traced tensor
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and x.dim() == 4
-        and not torch.is_grad_enabled()
-        and not torch.jit.is_tracing()
-        and not torch.compiler.is_compiling()
-        and not torch.compiler.is_exporting()
-        and not torch.onnx.is_in_onnx_export()
-    )
-
-
-_MKLDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(
-    torch.ops.mkldnn, "_convolution_pointwise"
-)
-
-
-class Arena(threading.local):
-    """Activation buffers of one deploy network, per thread: every step writes
-    its output into the same memory on every call.
-
-    A fresh tensor of a few MB is fresh pages from the OS, and the page faults
-    that fill them cost about a fifth of a GoogLeNet forward on CPU (batch 16;
-    bench/deploy_speed.py). The buffers are used only inside the network's
-    forward (``ARENA`` is set there), in inference, on plain CPU tensors;
-    they hold one set of activations per thread (about 160 MB for GoogLeNet at
-    batch 16), replaced when the input shape changes. The network never
-    returns one of them.
-    """
-
-    # Smaller outputs come from memory the C allocator keeps: no page faults to save,
-    # and the in-place convolution's zeroing would cost more than it saves (batch 1).
-    MIN_BYTES = 1 << 20
-
-    def __init__(self) -> None:
-        self.buffers: dict[object, torch.Tensor] = {}
-
-    def get(
-        self,
-        key: object,
-        shape: tuple[int, ...],
-        like: torch.Tensor,
-        dtype: torch.dtype | None = None,
-        channels_last: bool | None = None,
-    ) -> torch.Tensor:
-        """The buffer ``key`` (an owner's id, and a name), of ``shape``, in the
-        memory format of ``like`` (or channels_last as told)."""
-        dtype = dtype or like.dtype
-        if channels_last is None:  # channels innermost, as in a slice of a channels_last tensor
-            channels_last = like.dim() == 4 and like.stride(1) <= min(like.stride()[2:])
-        buffer = self.buffers.get(key)
-        if (
-            buffer is None
-            or buffer.shape != shape
-            or buffer.dtype != dtype
-            or (channels_last != buffer.is_contiguous(memory_format=torch.channels_last))
-        ):
-            fmt = torch.channels_last if channels_last else torch.contiguous_format
-            buffer = torch.empty(shape, dtype=dtype, memory_format=fmt)
-            self.buffers[key] = buffer
-        return buffer
-
-    def owns(self, x: torch.Tensor) -> bool:
-        storage = x.untyped_storage().data_ptr()
-        return any(b.untyped_storage().data_ptr() == storage for b in self.buffers.values())
-
-
-ARENA: ContextVar[Arena | None] = ContextVar("netc_arena", default=None)
-
-
-def _buffer(
-    key: object, shape: tuple[int, ...], like: torch.Tensor, dtype=None, channels_last=None
-) -> torch.Tensor | None:
-    """The arena's buffer for an output of ``shape``, or None: outside a deploy
-    forward, or too small to be worth it."""
-    arena = ARENA.get()
-    size = math.prod(shape) * (dtype or like.dtype).itemsize
-    if arena is None or size < Arena.MIN_BYTES:
-        return None
-    return arena.get(key, shape, like, dtype, channels_last)
-
-
 class FusedConv2d(nn.Conv2d):
     """A deploy convolution (``ir.FusedConv``): batch norm folded in, sibling
-    convolutions stacked, ReLU applied in the call.
+    convolutions stacked, its ReLU applied in place on its output.
 
-    On CPU in inference it runs oneDNN's convolution (the one ``torch.compile``
-    uses) on a weight reordered once for oneDNN and cached until the weight
-    changes, writing into the network's ``Arena`` (the in-place variant adds the
-    convolution to its output buffer, so that is zeroed first); otherwise, and
-    under tracing, compiling or export, a plain convolution. Either way the ReLU
-    is ``torch.relu_`` on the output: oneDNN's fused ReLU post-op turns NaN into
-    0 (and, after the in-place variant's add, inf too), where the training build
-    keeps them (tests/test_deploy_checkpoints.py).
+    The same PyTorch calls as the generated deploy source, so the two run at the
+    same speed and give the same numbers (NaN and inf included). oneDNN's private
+    fused kernel with a prepacked weight and an activation arena ran here until
+    bench/deploy_speed.py showed they do not pay once freed memory stays in the
+    heap (``--mallopt``; README, "Deploy speed"): 5% slower at batch 16, 3% faster
+    at batch 1, four times the memory of a forward.
     """
 
     def __init__(self, op: ir.FusedConv):
@@ -153,97 +61,19 @@ class FusedConv2d(nn.Conv2d):
             bias=op.bias,
         )
         self.relu = op.relu
-        self._onednn = not shapes.onednn_unsafe(op)  # that kernel crashes on some shapes
-        self._packed: tuple[tuple, torch.Tensor] | None = None
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", relu=True" if self.relu else "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.padding, tuple) and self._onednn and _plain_tensors_only(x):
-            size = [
-                conv_out(n, k, s, p, d)
-                for n, k, s, p, d in zip(
-                    x.shape[2:], self.kernel_size, self.stride, self.padding, self.dilation
-                )
-            ]
-            out = _buffer(id(self), (x.shape[0], self.out_channels, *size), x)
-            if out is None:
-                y = torch.ops.mkldnn._convolution_pointwise(
-                    x,
-                    self._mkldnn_weight(x),
-                    self.bias,
-                    self.padding,
-                    self.stride,
-                    self.dilation,
-                    self.groups,
-                    "none",
-                    [],
-                    "",
-                )
-                return torch.relu_(y) if self.relu else y
-            y = torch.ops.mkldnn._convolution_pointwise_.binary(
-                out.zero_(),
-                x,
-                self._mkldnn_weight(x),
-                self.bias,
-                self.padding,
-                self.stride,
-                self.dilation,
-                self.groups,
-                "add",
-                1.0,
-                None,
-                [],
-                "",
-            )
-            return torch.relu_(y) if self.relu else y
         y = self._conv_forward(x, self.weight, self.bias)
         return F.relu(y, inplace=True) if self.relu else y
-
-    def _mkldnn_weight(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight
-        key = (w.data_ptr(), w._version, tuple(x.shape[1:]))
-        if self._packed is None or self._packed[0] != key:
-            # torch's stub for this op lags its signature (input size, lists).
-            packed = torch._C._nn.mkldnn_reorder_conv2d_weight(  # type: ignore[call-arg]
-                w.detach().contiguous().to_mkldnn(),
-                self.padding,  # type: ignore[arg-type]
-                self.stride,  # type: ignore[arg-type]
-                self.dilation,  # type: ignore[arg-type]
-                self.groups,
-                x.shape,
-            )
-            self._packed = (key, packed)
-        return self._packed[1]
-
-
-class MaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d`` that writes into the network's ``Arena`` when there is one."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if ARENA.get() is None or not _plain_tensors_only(x):
-            return super().forward(x)
-        k, s, p, d = (
-            v if isinstance(v, tuple) else (v, v)
-            for v in (self.kernel_size, self.stride, self.padding, self.dilation)
-        )
-        size = [pool_out(*args, self.ceil_mode) for args in zip(x.shape[2:], k, s, p, d)]
-        shape = (*x.shape[:2], *size)
-        out = _buffer(id(self), shape, x)
-        if out is None:
-            return super().forward(x)
-        indices = _buffer((id(self), "indices"), shape, x, torch.long)
-        torch.ops.aten.max_pool2d_with_indices.out(
-            x, k, s, p, d, self.ceil_mode, out=out, indices=indices
-        )
-        return out
 
 
 # One entry per op kind: the module a named layer becomes.
 # netc's own modules where torch.nn's will not do: built like the op's Torch
 # descriptor says (``compiler.ops``); a fused convolution from its op.
-_CLASSES: dict[str, Callable[..., nn.Module]] = {"maxpool": MaxPool2d, "scale_shift": ScaleShift}
+_CLASSES: dict[str, Callable[..., nn.Module]] = {"scale_shift": ScaleShift}
 _FROM_OP: dict[str, Callable[..., nn.Module]] = {"fused_conv": FusedConv2d}
 
 
@@ -377,7 +207,7 @@ class BlockModule(nn.Module):
         if kind == "module":
             return self._modules[what](x)
         if kind == "concat":
-            return self._cat([self._modules[name](x) for name in what], what)
+            return torch.cat([self._modules[name](x) for name in what], 1)
         if kind == "join":
             join, scales, branches = what
             outputs = []
@@ -387,7 +217,7 @@ class BlockModule(nn.Module):
                     y = self._step(step_kind, step_what, y)
                 outputs.append(y)
             if join == "cat":
-                return self._cat(outputs, what)
+                return torch.cat(outputs, 1)
             if scales:
                 outputs = [y if s == 1 else y * s for y, s in zip(outputs, scales)]
             out = outputs[0]
@@ -400,21 +230,9 @@ class BlockModule(nn.Module):
             outputs = []
             for piece, name in reads:
                 y = x if piece is None else pieces[piece]
-                if name is not None and piece is not None:
-                    # A slice of channels is no input for a convolution: copy it
-                    # into a buffer here rather than into fresh memory there.
-                    buffer = _buffer((id(self), name), y.shape, y)
-                    y = y if buffer is None else buffer.copy_(y)
                 outputs.append(y if name is None else self._modules[name](y))
-            return self._cat(outputs, what)
-        return what(x, self.training)
-
-    def _cat(self, outputs: list[torch.Tensor], key) -> torch.Tensor:
-        shape = (outputs[0].shape[0], sum(y.shape[1] for y in outputs), *outputs[0].shape[2:])
-        out = _buffer((id(self), key), shape, outputs[0])
-        if out is None or not _plain_tensors_only(outputs[0]):
             return torch.cat(outputs, 1)
-        return torch.cat(outputs, 1, out=out)
+        return what(x, self.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for kind, what in self._steps:
@@ -442,35 +260,10 @@ class NetworkModule(BlockModule):
         self._channels_last = net.memory_format == "channels_last"
         if self._channels_last:
             self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self._arena = Arena() if net.passes else None
-
-    def use_arena(self, enabled: bool = True) -> None:
-        """Deploy builds keep their activations in per-thread buffers (``Arena``),
-        trading memory for speed; ``use_arena(False)`` frees them and stops that."""
-        self._arena = Arena() if enabled else None
 
     def forward(self, x: torch.Tensor):
-        arena = self._arena if not self.training and _plain_tensors_only(x) else None
-        if arena is None:
-            return self._forward(x)
-        token = ARENA.set(arena)
-        try:
-            y = self._forward(x)
-        finally:
-            ARENA.reset(token)
-        return y.clone() if arena.owns(y) else y
-
-    def _forward(self, x: torch.Tensor):
-        if (
-            self._channels_last
-            and x.dim() == 4
-            and not x.is_contiguous(memory_format=torch.channels_last)
-        ):
-            buffer = _buffer("input", x.shape, x, channels_last=True)
-            if buffer is None:
-                x = x.contiguous(memory_format=torch.channels_last)
-            else:
-                x = buffer.copy_(x)
+        if self._channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         aux: dict[str, torch.Tensor] = {}
         for kind, what in self._steps:
             x = self._step(kind, what, x)

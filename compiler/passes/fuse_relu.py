@@ -1,6 +1,6 @@
-"""Fuse a ReLU into the convolution before it: one call instead of a convolution
-and a pass over its output (the runtime uses oneDNN's fused conv+ReLU kernel on
-CPU, else an in-place ReLU).
+"""Fuse a ReLU into the convolution before it: the convolution's module applies it
+in place on its output (no module of its own, no second tensor), in the runtime
+and in the generated source alike.
 
 A ``conv`` or ``fused_conv`` followed, in the same sequence, by ``relu``
 becomes a ``fused_conv`` with ``relu=True``, named like the conv.
