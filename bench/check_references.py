@@ -11,6 +11,10 @@ order, with the same shapes and the same parameter count; then it randomises the
 model's weights and batch-norm statistics, loads them into the twin with strict=True and
 compares the outputs in eval mode and in train mode (dropout off; the aux head included),
 on the same random input. It prints the figures and exits 1 if anything differs.
+
+The GoogLeNet twin also stands in for torchvision in bench/deploy_speed.py where
+torchvision is missing, so its eager channels_last latency is compared with the
+library's too (interleaved rounds, medians; printed, not checked).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import timm
 import torchvision
 from reference_inception import InceptionResNetV2, InceptionV3Torchvision, InceptionV4
+from reference_models import GoogLeNetTorchvision
 
 
 def randomise(model: torch.nn.Module) -> None:
@@ -89,12 +94,45 @@ def check(name: str, library: torch.nn.Module, twin: torch.nn.Module, size: int)
     return ok
 
 
+def same_speed(library: torch.nn.Module, twin: torch.nn.Module, size: int) -> None:
+    """Eager channels_last latency of both in eval, as bench/deploy_speed.py times them."""
+    import statistics
+
+    models = {
+        "library": library.eval().to(memory_format=torch.channels_last),
+        "twin": twin.eval().to(memory_format=torch.channels_last),
+    }
+    for batch, rounds in ((1, 30), (16, 8)):
+        x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
+        times: dict[str, list[float]] = {name: [] for name in models}
+        with torch.inference_mode():
+            for model in models.values():
+                model(x)
+            for _ in range(rounds):
+                for name, model in models.items():
+                    start = time.perf_counter()
+                    model(x)
+                    times[name].append(time.perf_counter() - start)
+        ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+        print(
+            f"  eager channels_last, batch {batch}: library {ms['library']:.1f} ms, "
+            f"twin {ms['twin']:.1f} ms, twin / library {ms['twin'] / ms['library']:.3f}"
+        )
+
+
 def main() -> int:
     torch.manual_seed(0)
     print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm.__version__}"
     )
+    googlenet = (
+        "torchvision googlenet(aux_logits=True, init_weights=False)",
+        torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False),
+        GoogLeNetTorchvision(aux_logits=True),
+        224,
+    )
     cases = [
+        googlenet,
         (
             "torchvision inception_v3(aux_logits=True, init_weights=False)",
             torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False),
@@ -118,6 +156,7 @@ def main() -> int:
         ),
     ]
     results = [check(*case) for case in cases]
+    same_speed(*googlenet[1:])
     print("all identical" if all(results) else "DIFFERENCES FOUND")
     return 0 if all(results) else 1
 
