@@ -137,18 +137,12 @@ def compiled(module: torch.nn.Module) -> Callable:
     return torch.compile(module, options=COMPILE_OPTIONS)
 
 
-def onnx_session(path: Path, threads: int):
-    import onnxruntime as ort
+def onnx_session(path: Path, threads: int) -> Callable[[torch.Tensor], object]:
+    """``path`` in onnxruntime, set up as bench/int8_speed.py sets it up, fed tensors."""
+    from int8_speed import ort_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No spinning after a run: idle threads would spin into the next row's time.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x.numpy()})
+    run = ort_session(path, threads)
+    return lambda x: run(x.numpy())
 
 
 @contextlib.contextmanager
