@@ -316,32 +316,29 @@ def _cut_last_window(g: Graph, layer: ir.Layer, y: str, name: str) -> str:
 def _maxpool(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -> str:
     op = layer.op
     assert isinstance(op, ir.MaxPool)
-    y = g.node(
-        "MaxPool",
-        [x],
-        name,
-        kernel_shape=list(op.kernel_size),
-        strides=list(op.stride),
-        pads=_pads(op.padding),
-        dilations=list(op.dilation),
-        ceil_mode=int(op.ceil_mode),
-    )
-    return _cut_last_window(g, layer, y, name) if op.ceil_mode else y
+    return _pool(g, layer, x, name, "MaxPool", dilations=list(op.dilation))
 
 
 @lowers("avgpool")
 def _avgpool(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -> str:
     op = layer.op
     assert isinstance(op, ir.AvgPool)
+    return _pool(g, layer, x, name, "AveragePool", count_include_pad=int(op.count_include_pad))
+
+
+def _pool(g: Graph, layer: ir.Layer, x: str, name: str, op_type: str, **extra: Any) -> str:
+    """A max or average pool: kernel, stride, padding and ceil_mode as PyTorch has them."""
+    op = layer.op
+    assert isinstance(op, ir.MaxPool | ir.AvgPool)
     y = g.node(
-        "AveragePool",
+        op_type,
         [x],
         name,
         kernel_shape=list(op.kernel_size),
         strides=list(op.stride),
         pads=_pads(op.padding),
         ceil_mode=int(op.ceil_mode),
-        count_include_pad=int(op.count_include_pad),
+        **extra,
     )
     return _cut_last_window(g, layer, y, name) if op.ceil_mode else y
 
