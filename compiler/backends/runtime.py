@@ -45,7 +45,7 @@ class FusedConv2d(nn.Conv2d):
     same speed and give the same numbers (NaN and inf included). oneDNN's private
     fused kernel with a prepacked weight and an activation arena ran here until
     bench/deploy_speed.py showed they do not pay once freed memory stays in the
-    heap (``--mallopt``; README, "Deploy speed"): 5% slower at batch 16, 3% faster
+    heap (``--mallopt``; README, "Deploy speed on CPU"): 5% slower at batch 16, 3% faster
     at batch 1, four times the memory of a forward.
     """
 
