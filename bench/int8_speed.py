@@ -50,30 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 from compiler import ir
 
-# The accuracy model: small enough to train in seconds, with what the deploy passes
-# fold (batch norm) and what quantization must get right (a concat of branches).
-SMALL = """
-block ConvBN(c: int, k: int, padding: int = 0) {
-    conv = conv(c, k, padding=padding, bias=false)
-    bn = batchnorm
-    relu
-}
-
-network Small(num_classes: int = 10) {
-    input 1x16x16
-    stem = ConvBN(16, 3, padding=1)
-    maxpool(2, stride=2)
-    concat {
-        b1 = ConvBN(16, 1)
-        b2 = ConvBN(16, 1) -> ConvBN(24, 3, padding=1)
-        b3 = maxpool(3, stride=1, padding=1) -> ConvBN(8, 1)
-    }
-    maxpool(2, stride=2)
-    global_avgpool
-    flatten
-    fc = linear(num_classes)
-}
-"""
+# The accuracy model, the one tests/test_quantize.py trains: small enough to train in
+# seconds, with what the deploy passes fold (batch norm) and what quantization must get
+# right (a concat of branches).
+SMALL = ROOT / "tests" / "int8_small.net"
 NORMALIZE = "0.5,0.5"
 SIMD = re.compile(r"^(avx2|avx512f|avx512bw|avx512_vnni|avx_vnni|avx512_bf16|amx_\w+)$")
 
@@ -185,9 +165,7 @@ def train_small(folder: Path, epochs: int) -> tuple[ir.Network, dict, str]:
     import compiler
     from compiler.training.loop import Config, train
 
-    spec = folder / "small.net"
-    spec.write_text(SMALL)
-    net = compiler.load(spec)
+    net = compiler.load(SMALL)
     config = Config(
         data="digits", out=str(folder / "run"), epochs=epochs, normalize=NORMALIZE, plot=False
     )
@@ -347,8 +325,9 @@ def main() -> None:
             shape = recorded.get("input_shape") if isinstance(recorded, dict) else None
             timed = compiler.load(spec, tuple(shape) if shape else None, overrides)
             timed_fp32 = work / "trained.onnx"
-            timed_norm = ship.recorded_options(path).get("normalize")
-            export_fp32(timed, timed_fp32, ship.read_state(path, timed))
+            state, recorded = ship.read_state(path, timed)
+            timed_norm = recorded.get("normalize")
+            export_fp32(timed, timed_fp32, state)
             make_int8(
                 timed,
                 timed_fp32,

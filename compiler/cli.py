@@ -482,7 +482,7 @@ def compile_(
     target = _output_path(spec, output, f".{emit_kind}")
     passes = [p for p in built.passes if p != "drop_unused"]
     optimised = f" optimised by {'+'.join(passes)}" if passes else ""
-    state = _trained_state(checkpoint, net) if checkpoint else None
+    state, _recorded = _trained_state(checkpoint, net) if checkpoint else (None, {})
     if emit_kind == "py":
         from compiler.backends.source import emit
 
@@ -532,11 +532,8 @@ def _compile_int8(
     from compiler.training import TrainingError, ship
 
     target = _output_path(spec, output, ".int8.onnx")
-    state = _trained_state(checkpoint, net) if checkpoint else None
-    normalize = calibration.normalize
-    recorded = ship.recorded_options(checkpoint).get("normalize") if checkpoint else None
-    if normalize is None:
-        normalize = recorded
+    state, recorded = _trained_state(checkpoint, net) if checkpoint else (None, {})
+    normalize = calibration.normalize or recorded.get("normalize")  # as it was trained
     try:
         batches = ship.calibration_batches(
             net,
@@ -588,8 +585,9 @@ def _compile_int8(
     click.echo(f"wrote {_shown(target)} ({what}; {time.perf_counter() - start:.2f} s)")
 
 
-def _trained_state(path: str, net: ir.Network):
-    """A training checkpoint's weights, checked against ``net`` (compile --checkpoint)."""
+def _trained_state(path: str, net: ir.Network) -> tuple[dict, dict]:
+    """A training checkpoint's weights, checked against ``net`` (compile --checkpoint),
+    and the training options it records."""
     from compiler.training import TrainingError, ship
 
     try:

@@ -19,29 +19,9 @@ from compiler.training import data, ship
 
 torch.set_num_threads(1)
 
-# Batch norm (folded by the deploy passes) and a concat of branches, as in Inception.
-SMALL = """
-block ConvBN(c: int, k: int, padding: int = 0) {
-    conv = conv(c, k, padding=padding, bias=false)
-    bn = batchnorm
-    relu
-}
-
-network Small(num_classes: int = 10) {
-    input 1x16x16
-    stem = ConvBN(16, 3, padding=1)
-    maxpool(2, stride=2)
-    concat {
-        b1 = ConvBN(16, 1)
-        b2 = ConvBN(16, 1) -> ConvBN(24, 3, padding=1)
-        b3 = maxpool(3, stride=1, padding=1) -> ConvBN(8, 1)
-    }
-    maxpool(2, stride=2)
-    global_avgpool
-    flatten
-    fc = linear(num_classes)
-}
-"""
+# Batch norm (folded by the deploy passes) and a concat of branches, as in Inception;
+# bench/int8_speed.py trains the same spec.
+SMALL = Path(__file__).parent / "int8_small.net"
 
 
 def run(*args: object) -> int:
@@ -52,8 +32,7 @@ def run(*args: object) -> int:
 def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
     """The spec, its checkpoint (trained with --normalize 0.5,0.5) and its fp32 ONNX."""
     folder = tmp_path_factory.mktemp("int8")
-    spec = folder / "small.net"
-    spec.write_text(SMALL)
+    spec = SMALL
     out = folder / "run"
     assert (
         run(

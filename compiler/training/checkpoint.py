@@ -115,6 +115,14 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def model_state(path: str | Path, network: str) -> dict[str, torch.Tensor]:
     """The training build's weights from a checkpoint of ``network`` (or a bare state_dict)."""
+    return model_and_config(path, network)[0]
+
+
+def model_and_config(
+    path: str | Path, network: str
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``model_state``, and the training options the checkpoint records (its ``config``;
+    {} for a bare state_dict), from one read of the file."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"checkpoint {path}: no such file")
@@ -123,12 +131,15 @@ def model_state(path: str | Path, network: str) -> dict[str, torch.Tensor]:
     except UNREADABLE as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrainingError(f"checkpoint {path}: cannot be read ({first})") from None
+    config: dict[str, Any] = {}
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         if raw.get("network") != network:
             raise TrainingError(
                 f"checkpoint {path} is of network {raw.get('network')}, not {network}"
             )
+        if isinstance(raw.get("config"), dict):
+            config = raw["config"]
         raw = raw["model"]
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise TrainingError(f"checkpoint {path}: neither a netc checkpoint nor a state_dict")
-    return raw
+    return raw, config

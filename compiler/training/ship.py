@@ -9,7 +9,7 @@ strict; for a training build, the training state_dict itself. With ``--emit
 onnx`` the checkpoint goes to ``onnx_export.export`` as its ``state_dict``.
 With ``--quantize int8``, ``calibration_batches`` reads the ``--calibrate``
 source as training does (``data``: resized, normalised as the checkpoint's
-recorded options say, ``recorded_options``) for ``backends.quantize``.
+recorded options say, which ``read_state`` returns) for ``backends.quantize``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def read_state(path: str, net: ir.Network):
-    """The training build's weights in ``path``, checked against ``net``'s training build."""
+def read_state(path: str, net: ir.Network) -> tuple[dict, dict]:
+    """The training build's weights in ``path``, checked against ``net``'s training build,
+    and the training options the checkpoint records ({} for a bare state_dict)."""
     from compiler.backends.runtime import build_module
 
-    state = checkpoint.model_state(path, net.name)
+    state, config = checkpoint.model_and_config(path, net.name)
     try:
         build_module(net).load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -38,7 +39,7 @@ def read_state(path: str, net: ir.Network):
         raise TrainingError(
             f"checkpoint {path} does not fit {net.name}: {first} {' '.join(detail).strip()}".rstrip()
         ) from None
-    return state
+    return state, config
 
 
 def weights(net: ir.Network, built: ir.Network, state, deploy: bool) -> dict:
@@ -62,18 +63,6 @@ def save_weights(net, built, state, deploy: bool, path: Path) -> None:
     import torch
 
     torch.save(weights(net, built, state, deploy), path)
-
-
-def recorded_options(path: str) -> dict:
-    """The training options a netc checkpoint records (``config``); {} for a bare state_dict."""
-    import torch
-
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except checkpoint.UNREADABLE:
-        return {}  # read_state has said why already
-    config = raw.get("config") if isinstance(raw, dict) else None
-    return config if isinstance(config, dict) else {}
 
 
 def calibration_batches(
