@@ -486,6 +486,79 @@ def report_targets(groups: dict[str, tuple[Row, ...]], batch: int, peak: float) 
             )
 
 
+# -- profile -----------------------------------------------------------------------------------
+
+
+def profile_row(row: Row, batch: int, calls: int = 3) -> dict[str, float]:
+    """Self CPU time per ATen operator over ``calls`` forwards, in ms per forward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.randn(batch, *INPUT, generator=torch.Generator().manual_seed(batch))
+    with torch.inference_mode(), stderr_to_devnull():  # the profiler's own chatter
+        row.run(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(calls):
+                row.run(x)
+    per_op: dict[str, float] = {}
+    for event in prof.key_averages():
+        if event.key.startswith("aten::"):
+            per_op[event.key] = event.self_cpu_time_total / 1e3 / calls
+    return per_op
+
+
+@contextlib.contextmanager
+def stderr_to_devnull():
+    """File descriptor 2 to /dev/null: kineto writes to it from C++."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def report_profile(groups: dict[str, tuple[Row, ...]], batch: int) -> None:
+    """Where the eager time goes, and what that bounds: if everything but the
+    convolutions took no time at all, netc's generated deploy source would run in its
+    convolution time, so that over the baseline's total is the best ratio eager
+    PyTorch could reach with these convolution calls."""
+    eager = [(groups["torchvision"][1], "torchvision channels_last")]
+    for spec, rows in groups.items():
+        if spec.endswith(" twin"):
+            eager.append((rows[1], f"{spec} channels_last"))
+        elif spec != "torchvision":
+            shipped = next((r for r in rows if "generated deploy source" in r.name), None)
+            if shipped is not None and shipped.run is not None:
+                eager.append((shipped, f"{spec}: netc generated deploy source"))
+    print(f"\nprofile at batch {batch} (self CPU ms per forward, torch.profiler):")
+    totals: dict[str, tuple[float, float]] = {}
+    for row, label in eager:
+        per_op = profile_row(row, batch)
+        total = sum(per_op.values())
+        conv = sum(t for op, t in per_op.items() if "convolution" in op)
+        gflops = 2 * row.macs * batch / (conv / 1e3) / 1e9
+        top = sorted(per_op.items(), key=lambda item: -item[1])[:5]
+        print(
+            f"  {label}: {total:.1f} ms, convolutions {conv:.1f} ms ({100 * conv / total:.0f}%, "
+            f"{gflops:.0f} GFLOP/s in them); "
+            + ", ".join(f"{op.removeprefix('aten::')} {t:.1f}" for op, t in top)
+        )
+        totals[label] = (total, conv)
+    for label, (_total, conv) in totals.items():
+        if "netc" not in label:
+            continue
+        spec = label.split(":")[0]
+        for base in ("torchvision channels_last", f"{spec} twin channels_last"):
+            if base in totals:
+                print(
+                    f"  {label}: convolutions alone / {base} = {conv:.1f} / "
+                    f"{totals[base][0]:.1f} ms = {conv / totals[base][0]:.3f} (the eager bound)"
+                )
+
+
 # -- memory ------------------------------------------------------------------------------------
 
 
@@ -631,6 +704,11 @@ def main() -> None:
         action="store_true",
         help="also each spec's int8 ONNX (netc compile --quantize int8) in onnxruntime",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also where the eager rows spend their time at the largest batch (torch.profiler)",
+    )
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -667,6 +745,8 @@ def main() -> None:
         report_setup(rows, args.batches)
         for batch in args.batches:
             report_targets(groups, batch, peaks[batch])
+        if args.profile:
+            report_profile(groups, max(args.batches))
         if args.memory:
             onnx_files = {p.stem: p for p in sorted(Path(tmp).glob("*.onnx"))}
             report_memory(args, max(args.batches), threads, onnx_files)
