@@ -28,6 +28,20 @@ tests/reference_models.py stands in, and the table says so. All models get
 the same weights: a netc training checkpoint (spec initialisation, batch-norm
 statistics perturbed away from 0/1) loaded into each.
 
+On a GPU (``--device cuda``, issue 10's GPU rows; never in tests)::
+
+    python bench/deploy_speed.py --device cuda                      # fp32, batch 256
+    python bench/deploy_speed.py --device cuda --autocast bf16
+
+the same torch rows run there (no ONNX, int8, memory or profile rows), each call
+followed by a synchronisation, and "% peak" compares with the device's own
+8192^3 matmul in the rows' dtype. ``--autocast bf16`` works on the CPU too.
+
+``--profile`` adds, at the largest batch, where the eager rows spend their time
+(torch.profiler) and the eager bound: netc's convolution time over the
+baseline's whole forward, the best ratio any change outside the convolutions
+could give.
+
 ``--mallopt`` keeps freed blocks in glibc's heap for every row (what netc
 train and eval do): without it, each large activation is fresh pages from the
 OS on every call, for torchvision and netc alike. ``--memory`` adds the peak
@@ -72,6 +86,28 @@ INPUT = (3, 224, 224)
 # has 5x5 convolutions in branch 3 and a 3x3 fourth pool: 5% more MACs than torchvision's).
 HAND_WRITTEN = {"googlenet_v1": "GoogLeNetV1"}
 COMPILE_OPTIONS = {"freezing": True}  # inductor options, the same for every compiled row
+
+
+@dataclass
+class Placement:
+    """Where the rows run: the device, and the autocast dtype (None: fp32)."""
+
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    autocast: torch.dtype | None = None
+
+    def put(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module.to(self.device)
+
+    def call(self, run: Callable[[torch.Tensor], object], x: torch.Tensor) -> None:
+        with torch.autocast(
+            self.device.type, dtype=self.autocast or torch.float32, enabled=bool(self.autocast)
+        ):
+            run(x)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+
+ON = Placement()  # main() sets it from --device and --autocast
 
 
 @dataclass
@@ -136,7 +172,7 @@ def generated_module(
     else:
         module = cls()
         module.load_state_dict(state_dict, strict=True)
-    return module.eval(), ""
+    return ON.put(module.eval()), ""
 
 
 def compiled(module: torch.nn.Module) -> Callable:
@@ -237,6 +273,14 @@ def matmul_row(threads: int, n: int = 2048) -> Row:
     return Row(f"onnxruntime fp32 matmul {n}^3", lambda x: session.run(None, feed), n**3)
 
 
+def torch_matmul_row(n: int = 8192) -> Row:
+    """The device's own large matmul in the rows' dtype: the practical peak off the CPU."""
+    dtype = ON.autocast or torch.float32
+    a, b = (torch.randn(n, n, device=ON.device, dtype=dtype) for _ in "ab")
+    name = f"torch {str(dtype).removeprefix('torch.')} matmul {n}^3 on {ON.device.type}"
+    return Row(name, lambda x: torch.mm(a, b), n**3)
+
+
 def peak_gflops(row: Row, batch: int) -> float:
     return 2 * row.macs / statistics.median(row.times[batch]) / 1e9
 
@@ -275,12 +319,13 @@ def build_rows(args, threads: int, work: Path) -> tuple[list[Row], dict[str, tup
             )
             rows += twin_rows
             targets[f"{spec} twin"] = tuple(twin_rows)
-        runtime = build_module(net).eval()
+        runtime = ON.put(build_module(net).eval())
         runtime.load_state_dict(checkpoint, strict=True)
         generated, why = generated_module(net, checkpoint)
         optimised = passes.optimise(net)
         deploy = build_module(optimised, deploy=True).eval()
         deploy.load_training_checkpoint(checkpoint)
+        deploy = ON.put(deploy)
         shipped, why_not = generated_module(optimised, checkpoint, deploy=True)
         spec_rows = [
             Row(f"{spec}: netc runtime module", runtime, macs),
@@ -330,6 +375,9 @@ def baseline_rows(
 ) -> list[Row]:
     """A hand-written PyTorch model as a user would run it: eager, channels_last, under
     torch.compile and through PyTorch's ONNX exporter in onnxruntime."""
+    if args.onnx:
+        seconds = export_onnx(model, onnx_path)  # on the CPU, before it moves
+    model = ON.put(model)
     model_cl = build_copy(model).to(memory_format=torch.channels_last)
     rows = [
         Row(label, model, macs),
@@ -338,7 +386,6 @@ def baseline_rows(
     if args.compile:
         rows.append(Row("  the same (channels_last) under torch.compile", compiled(model_cl), macs))
     if args.onnx:
-        seconds = export_onnx(model, onnx_path)
         rows.append(
             Row(
                 "  its ONNX export in onnxruntime",
@@ -372,19 +419,20 @@ def time_rows(rows: list[Row], batch: int, warmup: int, rounds: int) -> None:
     """Each row once per round, in order; the matmul row too, so that whatever
     else the machine does spreads over all of them."""
     x = torch.randn(batch, *INPUT, generator=torch.Generator().manual_seed(batch))
+    x = x.to(ON.device)
     live = [r for r in rows if r.run is not None]
     with torch.inference_mode():
         for row in live:
             start = time.perf_counter()
-            row.run(x)  # the first call compiles, packs weights, plans
+            ON.call(row.run, x)  # the first call compiles, packs weights, plans
             row.setup_s[batch] = time.perf_counter() - start
             for _ in range(warmup - 1):
-                row.run(x)
+                ON.call(row.run, x)
             row.times[batch] = []
         for _ in range(rounds):
             for row in live:
                 start = time.perf_counter()
-                row.run(x)
+                ON.call(row.run, x)
                 row.times[batch].append(time.perf_counter() - start)
 
 
@@ -674,7 +722,19 @@ def cpu_line() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--specs", nargs="+", default=list(SPECS))
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    parser.add_argument(
+        "--batches", nargs="+", type=int, help="default: 1 and 16 on the CPU, 256 on a GPU"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, or cuda for the GPU rows (no ONNX, int8, memory or profile rows there)",
+    )
+    parser.add_argument(
+        "--autocast",
+        choices=["bf16"],
+        help="run every torch row under torch.autocast in this dtype (fp32 without it)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=0, help="timed rounds (default: 20 at batch 1, 5 at 16)"
     )
@@ -711,6 +771,14 @@ def main() -> None:
     )
     parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    ON.device = torch.device(args.device)
+    ON.autocast = {"bf16": torch.bfloat16, None: None}[args.autocast]
+    on_gpu = ON.device.type != "cpu"
+    if on_gpu:  # onnxruntime, RSS and the CPU profile are CPU measurements
+        if not (ON.device.type == "cuda" and torch.cuda.is_available()):
+            sys.exit(f"--device {args.device}: no such device here")
+        args.onnx = args.int8 = args.memory = args.profile = False
+    args.batches = args.batches or ([256] if on_gpu else [1, 16])
 
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(threads)
@@ -728,16 +796,23 @@ def main() -> None:
         f"onnxruntime {__import__('onnxruntime').__version__}, python {sys.version.split()[0]}"
     )
     print(cpu_line())
+    if on_gpu:
+        print(
+            f"device: {torch.cuda.get_device_name(ON.device)}; "
+            f"TF32 in convolutions {torch.backends.cudnn.allow_tf32}, "
+            f"in matmuls {torch.backends.cuda.matmul.allow_tf32}"
+        )
+    print(f"dtype: {'autocast ' + args.autocast if args.autocast else 'fp32'}")
     print(f"allocator: glibc{' with mallopt (--mallopt)' if args.mallopt else ', defaults'}")
     start = time.perf_counter()
     busy_at_start = busy_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         rows, groups = build_rows(args, threads, Path(tmp))
         print(f"built and exported in {time.perf_counter() - start:.0f} s")
-        matmul = matmul_row(threads)
+        matmul = torch_matmul_row() if on_gpu else matmul_row(threads)
         peaks = {}
         for batch in args.batches:
-            rounds = args.rounds or (20 if batch == 1 else 5)
+            rounds = args.rounds or (20 if batch == 1 or on_gpu else 5)
             time_rows([*rows, matmul], batch, args.warmup, rounds)
             peaks[batch] = peak_gflops(matmul, batch)
             print(f"batch {batch}: {matmul.name}: {peaks[batch]:.0f} GFLOP/s (the peak below)")
