@@ -112,7 +112,9 @@ def chains(
                 start = time.perf_counter()
                 subprocess.run(
                     [sys.executable, "-m", "compiler.cli", argv[0], str(path), *argv[1:]],
-                    check=True, capture_output=True, cwd=tmp,
+                    check=True,
+                    capture_output=True,
+                    cwd=tmp,
                     env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
                 )
                 seconds = time.perf_counter() - start

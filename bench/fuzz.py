@@ -59,18 +59,39 @@ class Campaign:
                 signature = f"{kind}: {detail.splitlines()[0] if detail else ''}"
                 self.failures[signature].append((index, origin))
                 if self.log:
-                    self.log.write(json.dumps({"index": index, "kind": kind, "detail": detail,
-                                               "origin": origin}) + "\n")
+                    self.log.write(
+                        json.dumps(
+                            {"index": index, "kind": kind, "detail": detail, "origin": origin}
+                        )
+                        + "\n"
+                    )
                     self.log.flush()
 
     def run_range(self, start: int, stop: int) -> None:
         args = self.args
         while start < stop:
-            command = [sys.executable, __file__, "--worker", "--seed", str(args.seed),
-                       "--start", str(start), "--stop", str(stop), "--timeout", str(args.timeout)]
+            command = [
+                sys.executable,
+                __file__,
+                "--worker",
+                "--seed",
+                str(args.seed),
+                "--start",
+                str(start),
+                "--stop",
+                str(stop),
+                "--timeout",
+                str(args.timeout),
+            ]
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       env=env, text=True, bufsize=1)
+            process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+                bufsize=1,
+            )
             current = None
             last = time.monotonic()
             while True:
@@ -90,7 +111,9 @@ class Campaign:
                 elif current is not None and time.monotonic() - last > 2 * args.timeout + 20:
                     process.kill()
                     process.wait()
-                    self.record(current, "hang", f"worker silent for {2 * args.timeout + 20:g} s", "")
+                    self.record(
+                        current, "hang", f"worker silent for {2 * args.timeout + 20:g} s", ""
+                    )
                     start = current + 1
                     current = None
                     break
@@ -130,13 +153,18 @@ class Campaign:
             if args.progress:
                 with self.lock:
                     rate = self.done / max(time.monotonic() - began, 1e-9)
-                    print(f"{self.done:,}/{args.count:,} cases, {rate:.1f}/s: {dict(self.counts)}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"{self.done:,}/{args.count:,} cases, {rate:.1f}/s: {dict(self.counts)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
 
     def report(self, seconds: float) -> None:
         total = sum(self.counts.values())
-        print(f"{total:,} cases (seed {self.args.seed}, from {self.args.first}) in {seconds:.0f} s "
-              f"with {self.args.jobs} workers, {self.args.timeout:g} s per case")
+        print(
+            f"{total:,} cases (seed {self.args.seed}, from {self.args.first}) in {seconds:.0f} s "
+            f"with {self.args.jobs} workers, {self.args.timeout:g} s per case"
+        )
         for kind in ("ok", "error", "unpositioned", "usage", "other", "hang", "crash"):
             print(f"  {kind:13} {self.counts.get(kind, 0):8,}")
         print(f"distinct failures: {len(self.failures)}")

@@ -65,8 +65,14 @@ SEEDS = sorted((REPO / "specs").glob("*.net")) + sorted((REPO / "specs" / "std")
 WORK = Path(tempfile.gettempdir()) / "netc-atheris"
 # What an input runs through; netc imports most of it lazily, so it is imported up front.
 INSTRUMENTED = [
-    "dsl.loader", "dsl.fmt", "compiler.elaborate", "compiler.budgets", "compiler.lang_cli",
-    "compiler.passes", "compiler.backends.source.emitter", "compiler.backends.source.render",
+    "dsl.loader",
+    "dsl.fmt",
+    "compiler.elaborate",
+    "compiler.budgets",
+    "compiler.lang_cli",
+    "compiler.passes",
+    "compiler.backends.source.emitter",
+    "compiler.backends.source.render",
 ]
 MAX_MESSAGE = 20_000  # characters, as in tests/fuzzing.py
 _EXCERPT = re.compile(r"\s*\d+ \| .*\n\s*\| *\^+$")
@@ -166,15 +172,20 @@ class Harness:
         if signature in self.seen:
             return
         self.seen[signature] = saved
-        print(f"\n#### finding {len(self.seen)}: {signature}\n     {first_line(exc)}\n     input: {saved}",
-              file=sys.stderr, flush=True)
+        print(
+            f"\n#### finding {len(self.seen)}: {signature}\n     {first_line(exc)}\n     input: {saved}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def summary(self) -> str:
         total = sum(self.counts.values())
         seconds = time.monotonic() - self.began
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(self.counts.items()))
-        lines = [f"{total:,} executions in {seconds:.0f} s ({total / max(seconds, 1e-9):.1f}/s): {counts}",
-                 f"distinct findings: {len(self.seen)}"]
+        lines = [
+            f"{total:,} executions in {seconds:.0f} s ({total / max(seconds, 1e-9):.1f}/s): {counts}",
+            f"distinct findings: {len(self.seen)}",
+        ]
         lines += [f"  {signature}\n    {saved}" for signature, saved in self.seen.items()]
         return "\n".join(lines)
 
@@ -203,7 +214,9 @@ def emit(net, source: str) -> None:
             compile(text, "<generated>", "exec")
         except SyntaxError as err:
             build = "deploy" if deploy else "training"
-            raise Finding(f"the {build} build's source does not compile: {err.msg} at line {err.lineno}") from None
+            raise Finding(
+                f"the {build} build's source does not compile: {err.msg} at line {err.lineno}"
+            ) from None
 
 
 def where(exc: BaseException) -> str:
@@ -256,12 +269,15 @@ def seed_corpus(corpus: Path) -> None:
 def write_dictionary(path: Path) -> None:
     """libFuzzer's dictionary: the words and symbols of the shipped specs."""
     token = re.compile(r"[A-Za-z_]\w*|\d+x\d+x\d+|\d+|->|//|[(){}\[\],=:+\-*/\"#]")
-    words = {t for spec in SEEDS for t in token.findall(spec.read_text(encoding="utf-8")) if len(t) <= 24}
+    words = {
+        t for spec in SEEDS for t in token.findall(spec.read_text(encoding="utf-8")) if len(t) <= 24
+    }
     words |= {"\n", "\r\n", "\t", "\ufeff", "\u2028", "1e999", "9" * 30, "0", "-1"}
     lines = []
     for word in sorted(words):
         escaped = "".join(
-            f"\\x{b:02x}" if b < 0x20 or b >= 0x7F or b in b'\\"' else chr(b) for b in word.encode("utf-8")
+            f"\\x{b:02x}" if b < 0x20 or b >= 0x7F or b in b'\\"' else chr(b)
+            for b in word.encode("utf-8")
         )
         lines.append(f'"{escaped}"')
     path.write_text("\n".join(lines) + "\n", encoding="ascii")
@@ -269,13 +285,19 @@ def write_dictionary(path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--source", action="store_true", help="emit accepted networks as source too")
+    parser.add_argument(
+        "--source", action="store_true", help="emit accepted networks as source too"
+    )
     parser.add_argument("--fmt", action="store_true", help="format every input too")
-    parser.add_argument("--bytes-only", action="store_true", help="libFuzzer's byte mutations alone")
+    parser.add_argument(
+        "--bytes-only", action="store_true", help="libFuzzer's byte mutations alone"
+    )
     parser.add_argument("--stop", action="store_true", help="stop at the first finding")
     parser.add_argument("--corpus", type=Path, default=WORK / "corpus", help="the corpus folder")
     parser.add_argument("--findings", type=Path, default=WORK / "findings", help="saved findings")
-    parser.add_argument("--replay", nargs="+", type=Path, metavar="FILE", help="run these inputs and stop")
+    parser.add_argument(
+        "--replay", nargs="+", type=Path, metavar="FILE", help="run these inputs and stop"
+    )
     args, libfuzzer = parser.parse_known_args()
     scratch = Path(tempfile.mkdtemp(prefix="netc-atheris-"))
     harness = Harness(scratch, args.findings, args.source, args.fmt, args.stop)
