@@ -3,7 +3,7 @@
 Not a test (the tests never import torchvision or timm): run it with a Python that has
 torch, torchvision and timm installed, e.g. a side virtualenv::
 
-    python3 -m venv /tmp/tvenv && /tmp/tvenv/bin/pip install torch torchvision timm
+    python3 -m venv /tmp/tvenv && /tmp/tvenv/bin/pip install torch==2.14.1 torchvision==0.29.1 timm
     /tmp/tvenv/bin/python bench/check_references.py
 
 For each library model it checks that the twin has the same state_dict keys, in the same

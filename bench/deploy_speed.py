@@ -1,10 +1,13 @@
 """Deploy speed: netc's models against torchvision's GoogLeNet, side by side, in one run.
 
-Not a test. Run it with the interpreter that has torchvision (netc installed
-there with ``pip install -e . --no-deps``)::
+Not a test. Run it with a Python that has torchvision and netc (with its
+dependencies, and onnxscript for PyTorch's own ONNX exporter), e.g. a side
+virtualenv::
 
-    /work/tvenv/bin/python bench/deploy_speed.py            # both specs, batch 1 and 16
-    /work/tvenv/bin/python bench/deploy_speed.py --batches 16 --no-compile
+    python3 -m venv /tmp/tvenv && /tmp/tvenv/bin/pip install torch==2.14.1 torchvision==0.29.1
+    /tmp/tvenv/bin/pip install -e '.[test]' onnxscript
+    /tmp/tvenv/bin/python bench/deploy_speed.py            # both specs, batch 1 and 16
+    /tmp/tvenv/bin/python bench/deploy_speed.py --batches 16 --no-compile
 
 CPU, ``torch.set_num_threads(<cores>)``, eval mode under ``torch.inference_mode()``,
 3x224x224 inputs. Every row is timed in the same rounds (one call of each row
