@@ -102,10 +102,11 @@ class Placement:
         return module.to(self.device)
 
     def call(self, run: Callable[[torch.Tensor], object], x: torch.Tensor) -> None:
-        with torch.autocast(
-            self.device.type, dtype=self.autocast or torch.float32, enabled=bool(self.autocast)
-        ):
+        if self.autocast is None:
             run(x)
+        else:
+            with torch.autocast(self.device.type, dtype=self.autocast):
+                run(x)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -481,6 +482,11 @@ def report_setup(rows: list[Row], batches: list[int]) -> None:
         )
 
 
+def find_row(rows: tuple[Row, ...], text: str) -> Row | None:
+    """The first row of ``rows`` that runs here and has ``text`` in its name."""
+    return next((r for r in rows if text in r.name and r.run is not None), None)
+
+
 def report_targets(groups: dict[str, tuple[Row, ...]], batch: int, peak: float) -> None:
     """Issue 10's targets, each a ratio of two rows' medians in this run."""
     if batch not in groups["torchvision"][0].times:
@@ -489,17 +495,18 @@ def report_targets(groups: dict[str, tuple[Row, ...]], batch: int, peak: float) 
     def ms(row: Row) -> float:
         return statistics.median(row.times[batch]) * 1e3
 
-    def find(rs: tuple[Row, ...], text: str) -> Row | None:
-        return next((r for r in rs if text in r.name and r.run is not None), None)
-
     print(f"\ntargets at batch {batch}:")
     for spec, rs in groups.items():
         if spec == "torchvision" or spec.endswith(" twin"):
             continue
         # The runtime deploy module makes the generated source's calls (the same
         # outputs, bit for bit): its row is there to show that, not as a target.
-        shipped = find(rs, "generated deploy source")
-        comp, onnx_row, int8_row = find(rs, "torch.compile"), find(rs, "ONNX"), find(rs, "int8")
+        shipped = find_row(rs, "generated deploy source")
+        comp, onnx_row, int8_row = (
+            find_row(rs, "torch.compile"),
+            find_row(rs, "ONNX"),
+            find_row(rs, "int8"),
+        )
         baselines = [("torchvision", groups["torchvision"])]
         if f"{spec} twin" in groups:  # the same architecture by hand: equal MACs
             baselines.append(("the hand-written twin", groups[f"{spec} twin"]))
@@ -509,16 +516,21 @@ def report_targets(groups: dict[str, tuple[Row, ...]], batch: int, peak: float) 
                 (
                     f"generated deploy eager <= 0.8 x {who} channels_last",
                     shipped,
-                    find(base, "channels_last"),
+                    find_row(base, "channels_last"),
                     0.8,
                 ),
                 (
                     f"generated deploy under torch.compile <= {who}'s",
                     comp,
-                    find(base, "torch.compile"),
+                    find_row(base, "torch.compile"),
                     1.0,
                 ),
-                (f"netc ONNX in onnxruntime <= {who}'s export", onnx_row, find(base, "ONNX"), 1.0),
+                (
+                    f"netc ONNX in onnxruntime <= {who}'s export",
+                    onnx_row,
+                    find_row(base, "ONNX"),
+                    1.0,
+                ),
             ]
         checks.append(("int8 ONNX <= 0.5 x netc's fp32 ONNX", int8_row, onnx_row, 0.5))
         for what, mine, theirs, limit in checks:
@@ -546,10 +558,10 @@ def profile_row(row: Row, batch: int, calls: int = 3) -> dict[str, float]:
 
     x = torch.randn(batch, *INPUT, generator=torch.Generator().manual_seed(batch))
     with torch.inference_mode(), stderr_to_devnull():  # the profiler's own chatter
-        row.run(x)
+        ON.call(row.run, x)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(calls):
-                row.run(x)
+                ON.call(row.run, x)
     per_op: dict[str, float] = {}
     for event in prof.key_averages():
         if event.key.startswith("aten::"):
@@ -576,14 +588,17 @@ def report_profile(groups: dict[str, tuple[Row, ...]], batch: int) -> None:
     convolutions took no time at all, netc's generated deploy source would run in its
     convolution time, so that over the baseline's total is the best ratio eager
     PyTorch could reach with these convolution calls."""
-    eager = [(groups["torchvision"][1], "torchvision channels_last")]
-    for spec, rows in groups.items():
-        if spec.endswith(" twin"):
-            eager.append((rows[1], f"{spec} channels_last"))
-        elif spec != "torchvision":
-            shipped = next((r for r in rows if "generated deploy source" in r.name), None)
-            if shipped is not None and shipped.run is not None:
-                eager.append((shipped, f"{spec}: netc generated deploy source"))
+    eager = []
+    for group, rows in groups.items():
+        if group == "torchvision" or group.endswith(" twin"):
+            row, label = find_row(rows, "channels_last"), f"{group} channels_last"
+        else:
+            row, label = (
+                find_row(rows, "generated deploy source"),
+                f"{group}: netc generated deploy source",
+            )
+        if row is not None:
+            eager.append((row, label))
     print(f"\nprofile at batch {batch} (self CPU ms per forward, torch.profiler):")
     totals: dict[str, tuple[float, float]] = {}
     for row, label in eager:
@@ -635,12 +650,8 @@ def _memory_model(kind: str, spec: str, onnx_file: str, threads: int) -> Callabl
         return onnx_session(Path(onnx_file), threads)
     net = compiler.load(ROOT / "specs" / f"{spec}.net")
     checkpoint = training_checkpoint(net)
-    if kind == "torchvision channels_last":
-        model, _ = torchvision_googlenet()
-        model.load_state_dict(checkpoint, strict=True)
-        return channels_last_call(model.eval().to(memory_format=torch.channels_last))
-    if kind == "hand-written twin channels_last":
-        model = hand_written(spec)
+    if kind in ("torchvision channels_last", "hand-written twin channels_last"):
+        model = torchvision_googlenet()[0] if kind.startswith("torchvision") else hand_written(spec)
         model.load_state_dict(checkpoint, strict=True)
         return channels_last_call(model.eval().to(memory_format=torch.channels_last))
     if kind == "runtime deploy":
