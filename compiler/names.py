@@ -18,8 +18,8 @@ from dsl.errors import Span, SpecError
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
-# Public attributes of torch.nn.Module (tests keep this list in step with
-# torch): a layer with one of these names would shadow a method.
+# Public attributes of torch.nn.Module (a test checks that it covers the installed
+# torch's; it keeps those older releases lack): a layer so named would shadow a method.
 MODULE_ATTRIBUTES = frozenset(
     """T_destination add_module apply bfloat16 buffers call_super_init children
     compile cpu cuda double dump_patches eval extra_repr float forward get_buffer

@@ -100,8 +100,11 @@ def test_schema_snapshot():
 
 
 def test_module_attributes_follow_torch():
+    """Every public attribute of the installed torch's nn.Module is reserved. The list
+    also keeps names an older torch lacks (2.4 has no set_submodule): generated code
+    may run under a newer torch than the one that compiled it."""
     public = {name for name in dir(nn.Module) if not name.startswith("_")}
-    assert MODULE_ATTRIBUTES == public | {"training"}
+    assert public | {"training"} <= MODULE_ATTRIBUTES
 
 
 # -- the grammar -------------------------------------------------------------------------------

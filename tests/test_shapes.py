@@ -40,12 +40,15 @@ def meta(c: int, h: int, w: int) -> torch.Tensor:
 
 
 def torch_shape(fn) -> tuple[int, ...] | None:
-    """The output shape without the batch dimension, or None if torch refuses."""
+    """The output shape without the batch dimension, or None if torch refuses.
+
+    An empty output counts as refused: torch's CPU kernels raise for one, and so do
+    the meta kernels of recent releases, but older ones (2.4) return it."""
     try:
         out = fn()
     except (RuntimeError, ValueError):
         return None
-    return tuple(out.shape[1:])
+    return None if 0 in out.shape[1:] else tuple(out.shape[1:])
 
 
 def netc_shape(op, shape) -> tuple[int, ...] | None:
