@@ -17,7 +17,8 @@ by the deploy passes; no Transpose or Reshape. Only what ONNX cannot say in
 one op is written out in several: an adaptive average pool to a size that
 does not divide the input (Slice and ReduceMean per window), an LRN of even
 size, the exact GELU, PyTorch's ceil_mode where ONNX's size formula differs
-(a Slice), a fused sibling convolution's ``Fork`` (a Split; the ONNX target
+(a Slice) or where an average pool's last window runs past the padding (Pad,
+AveragePool, Mul: runtimes disagree on that window's divisor), a fused sibling convolution's ``Fork`` (a Split; the ONNX target
 does not fuse siblings, ``compiler.passes.TARGETS``).
 
 The weights are the deploy module's ``state_dict`` (``compiler.backends.
@@ -323,7 +324,62 @@ def _maxpool(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -> str:
 def _avgpool(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -> str:
     op = layer.op
     assert isinstance(op, ir.AvgPool)
+    if op.ceil_mode and any(_overhang(layer)):
+        return _avgpool_overhanging(g, layer, x, name)
     return _pool(g, layer, x, name, "AveragePool", count_include_pad=int(op.count_include_pad))
+
+
+def _overhang(layer: ir.Layer) -> list[int]:
+    """Per spatial axis, how far ceil_mode's last window runs past the right padding."""
+    op = layer.op
+    assert isinstance(op, ir.AvgPool)
+    return [
+        max(0, (out - 1) * s + k - (n + 2 * p))
+        for n, out, k, s, p in zip(
+            layer.in_shape[1:], layer.out_shape[1:], op.kernel_size, op.stride, op.padding
+        )
+    ]
+
+
+def _avgpool_overhanging(g: Graph, layer: ir.Layer, x: str, name: str) -> str:
+    """A ceil_mode average pool whose last window runs past the padding. PyTorch
+    divides such a window by the part of it inside the padded input; runtimes do
+    not agree on that (onnxruntime before 1.29 divides by the whole kernel), so
+    the graph says it without ceil_mode: zeros padded out to the last window's
+    end, a floor-mode AveragePool over them, and a constant per output position
+    that turns its kernel-size divisor into PyTorch's."""
+    op = layer.op
+    assert isinstance(op, ir.AvgPool)
+    (ph, pw), (eh, ew) = op.padding, _overhang(layer)
+    pads = g.ints(f"{name}.pads", [0, 0, ph, pw, 0, 0, ph + eh, pw + ew])
+    padded = g.node("Pad", [x, pads], f"{name}.pad")
+    y = g.node(
+        "AveragePool", [padded], name, kernel_shape=list(op.kernel_size), strides=list(op.stride)
+    )
+    counts = [
+        _window_counts(n, out, k, s, p, op.count_include_pad)
+        for n, out, k, s, p in zip(
+            layer.in_shape[1:], layer.out_shape[1:], op.kernel_size, op.stride, op.padding
+        )
+    ]
+    area = op.kernel_size[0] * op.kernel_size[1]
+    scale = [[area / (rows * cols) for cols in counts[1]] for rows in counts[0]]
+    return g.node("Mul", [y, g.constant(f"{name}.divisor", scale)], f"{name}.divide")
+
+
+def _window_counts(
+    size: int, out: int, kernel: int, stride: int, padding: int, count_include_pad: bool
+) -> list[int]:
+    """PyTorch's avg_pool2d divisor along one axis, for each output position: the
+    window clipped to the padded input, or to the input without count_include_pad."""
+    counts = []
+    for i in range(out):
+        start = i * stride - padding
+        end = min(start + kernel, size + padding)
+        if not count_include_pad:
+            start, end = max(start, 0), min(end, size)
+        counts.append(end - start)
+    return counts
 
 
 def _pool(g: Graph, layer: ir.Layer, x: str, name: str, op_type: str, **extra: Any) -> str:
