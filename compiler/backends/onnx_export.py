@@ -17,9 +17,10 @@ by the deploy passes; no Transpose or Reshape. Only what ONNX cannot say in
 one op is written out in several: an adaptive average pool to a size that
 does not divide the input (Slice and ReduceMean per window), an LRN of even
 size, the exact GELU, PyTorch's ceil_mode where ONNX's size formula differs
-(a Slice) or where an average pool's last window runs past the padding (Pad,
-AveragePool, Mul: runtimes disagree on that window's divisor), a fused sibling convolution's ``Fork`` (a Split; the ONNX target
-does not fuse siblings, ``compiler.passes.TARGETS``).
+(a Slice) or where an average pool's last window runs past the padding
+(Pad, AveragePool, Mul: runtimes disagree on that window's divisor), a fused
+sibling convolution's ``Fork`` (a Split; the ONNX target does not fuse
+siblings, ``compiler.passes.TARGETS``).
 
 The weights are the deploy module's ``state_dict`` (``compiler.backends.
 runtime``): a training checkpoint converted as the passes say
@@ -329,16 +330,16 @@ def _avgpool(g: Graph, layer: ir.Layer, x: str, path: str, name: str) -> str:
     return _pool(g, layer, x, name, "AveragePool", count_include_pad=int(op.count_include_pad))
 
 
-def _overhang(layer: ir.Layer) -> list[int]:
-    """Per spatial axis, how far ceil_mode's last window runs past the right padding."""
+def _axes(layer: ir.Layer) -> list[tuple[int, int, int, int, int]]:
+    """Per spatial axis of an average pool: input size, output size, kernel, stride, padding."""
     op = layer.op
     assert isinstance(op, ir.AvgPool)
-    return [
-        max(0, (out - 1) * s + k - (n + 2 * p))
-        for n, out, k, s, p in zip(
-            layer.in_shape[1:], layer.out_shape[1:], op.kernel_size, op.stride, op.padding
-        )
-    ]
+    return list(zip(layer.in_shape[1:], layer.out_shape[1:], op.kernel_size, op.stride, op.padding))
+
+
+def _overhang(layer: ir.Layer) -> list[int]:
+    """Per spatial axis, how far ceil_mode's last window runs past the right padding."""
+    return [max(0, (out - 1) * s + k - (n + 2 * p)) for n, out, k, s, p in _axes(layer)]
 
 
 def _avgpool_overhanging(g: Graph, layer: ir.Layer, x: str, name: str) -> str:
@@ -356,12 +357,7 @@ def _avgpool_overhanging(g: Graph, layer: ir.Layer, x: str, name: str) -> str:
     y = g.node(
         "AveragePool", [padded], name, kernel_shape=list(op.kernel_size), strides=list(op.stride)
     )
-    counts = [
-        _window_counts(n, out, k, s, p, op.count_include_pad)
-        for n, out, k, s, p in zip(
-            layer.in_shape[1:], layer.out_shape[1:], op.kernel_size, op.stride, op.padding
-        )
-    ]
+    counts = [_window_counts(*axis, op.count_include_pad) for axis in _axes(layer)]
     area = op.kernel_size[0] * op.kernel_size[1]
     scale = [[area / (rows * cols) for cols in counts[1]] for rows in counts[0]]
     return g.node("Mul", [y, g.constant(f"{name}.divisor", scale)], f"{name}.divide")
