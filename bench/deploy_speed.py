@@ -604,7 +604,7 @@ def report_profile(groups: dict[str, tuple[Row, ...]], batch: int) -> None:
     for row, label in eager:
         per_op = profile_row(row, batch)
         total = sum(per_op.values())
-        conv = sum(t for op, t in per_op.items() if "convolution" in op)
+        conv = sum(t for op, t in per_op.items() if "conv" in op)  # oneDNN and the slow path
         gflops = 2 * row.macs * batch / (conv / 1e3) / 1e9
         top = sorted(per_op.items(), key=lambda item: -item[1])[:5]
         print(
